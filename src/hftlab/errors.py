@@ -1,0 +1,31 @@
+"""Errors hftlab raises for bad input: each names the file, the row or key, and the rule broken."""
+
+from __future__ import annotations
+
+
+class HftlabError(Exception):
+    """Base class: an error the user can act on (printed without a traceback by the CLI)."""
+
+
+class DataError(HftlabError):
+    """Input data breaks a rule of the canonical schema or of an importer.
+
+    ``source`` is the file (or feed) concerned, ``location`` the row/line ("line 12") or key,
+    ``rule`` a short stable name of the rule (tests and tools match on it).
+    """
+
+    def __init__(self, rule: str, source: str, location: str | None, detail: str) -> None:
+        self.rule = rule
+        self.source = source
+        self.location = location
+        self.detail = detail
+        where = f"{source}, {location}" if location else source
+        super().__init__(f"{where}: [{rule}] {detail}")
+
+
+class StorageError(HftlabError):
+    """Canonical Storage refuses an operation (unknown dataset, tampered file, immutability)."""
+
+
+class ConfigError(HftlabError):
+    """A configuration value is missing, unknown, of the wrong type or out of range."""

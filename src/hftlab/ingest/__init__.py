@@ -1,0 +1,1 @@
+"""Importers and the synthetic market generator: raw inputs -> canonical rows with lineage."""

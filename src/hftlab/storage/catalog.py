@@ -1,0 +1,266 @@
+"""Canonical Storage: staging, validation, atomic promotion, immutability, listing, verification.
+
+Layout under the storage root (default ``data/canonical`` relative to the working directory, or
+``$HFTLAB_DATA_ROOT``)::
+
+    <root>/<dataset_id>/<version>/manifest.json
+    <root>/<dataset_id>/<version>/venue=<v>/symbol=<s>/feed=<f>/date=<YYYY-MM-DD>/part-0.parquet
+    <root>/.staging/...            (work in progress; never read as a dataset)
+
+A version directory appears only by an atomic rename of a complete staging directory, and its files
+are made read-only. Promoting content whose version already exists is a no-op when the stored
+manifest matches, and refused otherwise: promoted files are never rewritten.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from hftlab.errors import StorageError
+from hftlab.storage.manifest import (
+    MANIFEST_NAME,
+    VERSION_LENGTH,
+    Manifest,
+    Partition,
+    columns_sha256,
+    content_hash,
+    file_sha256,
+    write_json_atomic,
+)
+from hftlab.storage.schema import ARROW_SCHEMA, COLUMNS, FEEDS, SCHEMA_VERSION, IngestResult, check_name
+from hftlab.storage.validate import validate
+
+DEFAULT_ROOT = Path("data") / "canonical"
+ROOT_ENV = "HFTLAB_DATA_ROOT"
+NS_PER_DAY = 86_400 * 1_000_000_000
+STAGING = ".staging"
+#: Parquet writer settings; fixed so files are byte-identical for one pyarrow version.
+PARQUET_OPTIONS: dict[str, Any] = {"compression": "zstd", "row_group_size": 1 << 20, "write_statistics": True}
+
+
+def default_root() -> Path:
+    """The storage root: ``$HFTLAB_DATA_ROOT`` if set, else ``data/canonical`` under the working directory."""
+    return Path(os.environ.get(ROOT_ENV) or DEFAULT_ROOT)
+
+
+def utc_date(ns: int) -> str:
+    return str(np.datetime64(int(ns) // NS_PER_DAY, "D"))
+
+
+def assign_seq(result: IngestResult) -> list[np.ndarray]:
+    """Processing Order rank of every row: by exchange time, local time, feed rank, source order."""
+    rank = {name: i for i, name in enumerate(FEEDS)}
+    exch = np.concatenate([f.exch_ts for f in result.feeds])
+    local = np.concatenate([f.local_ts for f in result.feeds])
+    feed_rank = np.concatenate([np.full(len(f), rank[f.feed], dtype=np.int8) for f in result.feeds])
+    within = np.concatenate([np.arange(len(f), dtype=np.int64) for f in result.feeds])
+    order = np.lexsort((within, feed_rank, local, exch))
+    seq = np.empty(len(order), dtype=np.int64)
+    seq[order] = np.arange(len(order), dtype=np.int64)
+    bounds = np.cumsum([0] + [len(f) for f in result.feeds])
+    return [seq[bounds[i] : bounds[i + 1]] for i in range(len(result.feeds))]
+
+
+def _write_partitions(result: IngestResult, target: Path) -> list[Partition]:
+    inst = result.instrument
+    partitions: list[Partition] = []
+    for frame, seq in zip(result.feeds, assign_seq(result), strict=True):
+        if len(frame) == 0:
+            continue
+        day = frame.exch_ts // NS_PER_DAY
+        cuts = np.flatnonzero(np.diff(day)) + 1
+        for lo, hi in zip(np.r_[0, cuts], np.r_[cuts, len(frame)], strict=True):
+            date = utc_date(int(frame.exch_ts[lo]))
+            rel = f"venue={inst.venue}/symbol={inst.symbol}/feed={frame.feed}/date={date}/part-0.parquet"
+            cols = {name: getattr(frame, name)[lo:hi] for name in COLUMNS if name != "seq"}
+            cols["seq"] = seq[lo:hi]
+            table = pa.Table.from_arrays([pa.array(cols[n]) for n in COLUMNS], schema=ARROW_SCHEMA)
+            path = target / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            pq.write_table(table, path, **PARQUET_OPTIONS)
+            partitions.append(
+                Partition(
+                    path=rel,
+                    feed=frame.feed,
+                    date=date,
+                    rows=int(hi - lo),
+                    exch_ts_min=int(cols["exch_ts"][0]),
+                    exch_ts_max=int(cols["exch_ts"][-1]),
+                    local_ts_min=int(cols["local_ts"].min()),
+                    local_ts_max=int(cols["local_ts"].max()),
+                    seq_min=int(cols["seq"][0]),
+                    seq_max=int(cols["seq"][-1]),
+                    content_sha256=columns_sha256(cols),
+                    file_sha256=file_sha256(path),
+                    file_bytes=path.stat().st_size,
+                )
+            )
+    return sorted(partitions, key=lambda p: p.path)
+
+
+def _make_read_only(directory: Path) -> None:
+    for path in directory.rglob("*"):
+        if path.is_file():
+            path.chmod(stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A promoted dataset version: where it is and what its manifest says."""
+
+    path: Path
+    manifest: Manifest
+
+    @property
+    def id(self) -> str:
+        return self.manifest.dataset_id
+
+    @property
+    def version(self) -> str:
+        return self.manifest.version
+
+
+class Catalog:
+    """Canonical Storage at one root directory."""
+
+    def __init__(self, root: Path | str | None = None) -> None:
+        self.root = Path(root) if root is not None else default_root()
+
+    # -- writing -------------------------------------------------------------------------------
+    def promote(self, result: IngestResult, dataset_id: str) -> tuple[Dataset, bool]:
+        """Validate, stage and atomically promote an import. Returns (dataset, newly_promoted).
+
+        Nothing is written to the root before validation passed; a failure while writing leaves only
+        a staging directory, which is removed.
+        """
+        check_name("dataset id", dataset_id)
+        validate(result)
+        staging = self.root / STAGING / f"{dataset_id}-{uuid.uuid4().hex}"
+        staging.mkdir(parents=True)
+        try:
+            partitions = _write_partitions(result, staging)
+            full_hash = content_hash(result.instrument, partitions)
+            manifest = Manifest(
+                dataset_id=dataset_id,
+                version=full_hash[:VERSION_LENGTH],
+                content_hash=full_hash,
+                schema_version=SCHEMA_VERSION,
+                instrument=result.instrument,
+                partitions=tuple(partitions),
+                lineage=result.lineage,
+            )
+            write_json_atomic(staging / MANIFEST_NAME, manifest.to_dict())
+            target = self.root / dataset_id / manifest.version
+            if target.exists():
+                return self._already_promoted(target, manifest), False
+            _make_read_only(staging)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.rename(staging, target)
+            except OSError:
+                # Another process promoted the same version between our check and our rename.
+                if target.exists():
+                    return self._already_promoted(target, manifest), False
+                raise
+            return Dataset(target, manifest), True
+        finally:
+            if staging.exists():
+                shutil.rmtree(staging, ignore_errors=True)
+
+    def _already_promoted(self, target: Path, manifest: Manifest) -> Dataset:
+        existing = Manifest.read(target / MANIFEST_NAME)
+        if existing.content_hash != manifest.content_hash or [
+            (p.path, p.content_sha256) for p in existing.partitions
+        ] != [(p.path, p.content_sha256) for p in manifest.partitions]:
+            raise StorageError(
+                f"{target}: refusing to promote: version {manifest.version} already exists with different "
+                f"content (stored content hash {existing.content_hash}, new {manifest.content_hash}); "
+                "promoted versions are immutable"
+            )
+        self.verify(existing.dataset_id, existing.version, full=False)
+        return Dataset(target, existing)
+
+    # -- reading -------------------------------------------------------------------------------
+    def datasets(self) -> list[Dataset]:
+        """Every promoted dataset version, sorted by id then version."""
+        out: list[Dataset] = []
+        if not self.root.is_dir():
+            return out
+        for id_dir in sorted(p for p in self.root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+            for version_dir in sorted(p for p in id_dir.iterdir() if p.is_dir()):
+                manifest_path = version_dir / MANIFEST_NAME
+                if manifest_path.is_file():
+                    out.append(Dataset(version_dir, Manifest.read(manifest_path)))
+        return out
+
+    def resolve(self, dataset_id: str, version: str | None = None) -> Dataset:
+        """The dataset version named; without a version, the only version of ``dataset_id``."""
+        check_name("dataset id", dataset_id)
+        id_dir = self.root / dataset_id
+        versions = sorted(p.name for p in id_dir.iterdir() if (p / MANIFEST_NAME).is_file()) if id_dir.is_dir() else []
+        if version is None:
+            if len(versions) != 1:
+                found = ", ".join(versions) if versions else "none"
+                raise StorageError(
+                    f"dataset '{dataset_id}' in {self.root}: give a version (versions found: {found})"
+                )
+            version = versions[0]
+        check_name("dataset version", version)
+        if version not in versions:
+            found = ", ".join(versions) if versions else "none"
+            raise StorageError(
+                f"dataset '{dataset_id}' version {version} is not in Canonical Storage at {self.root} "
+                f"(versions found: {found})"
+            )
+        path = id_dir / version
+        return Dataset(path, Manifest.read(path / MANIFEST_NAME))
+
+    def verify(self, dataset_id: str, version: str | None = None, *, full: bool = True) -> Dataset:
+        """Check a dataset version against its manifest; raise :class:`StorageError` naming the file.
+
+        Always: the manifest's partitions re-hash to its version, every file exists with its recorded
+        size and sha256, and no unlisted file sits among them. With ``full``: every file's rows are read
+        and re-hashed, so a manifest edited to match a changed file is caught too.
+        """
+        dataset = self.resolve(dataset_id, version)
+        m = dataset.manifest
+        if content_hash(m.instrument, list(m.partitions)) != m.content_hash or not m.content_hash.startswith(
+            m.version
+        ) or dataset.path.name != m.version:
+            raise StorageError(f"{dataset.path / MANIFEST_NAME}: manifest does not hash to version {m.version}")
+        listed = {p.path for p in m.partitions} | {MANIFEST_NAME}
+        for path in sorted(dataset.path.rglob("*")):
+            rel = path.relative_to(dataset.path).as_posix()
+            if path.is_file() and rel not in listed:
+                raise StorageError(f"{path}: file is not listed in the manifest of {dataset_id} {m.version}")
+        for part in m.partitions:
+            verify_partition(dataset.path, part, full=full)
+        return dataset
+
+
+def verify_partition(version_dir: Path, part: Partition, *, full: bool) -> None:
+    """Check one partition file's size and sha256 (and, with ``full``, its rows' content hash)."""
+    path = version_dir / part.path
+    if not path.is_file():
+        raise StorageError(f"{path}: partition file is missing")
+    size = path.stat().st_size
+    if size != part.file_bytes:
+        raise StorageError(f"{path}: size {size} bytes, manifest says {part.file_bytes} (truncated or modified)")
+    found = file_sha256(path)
+    if found != part.file_sha256:
+        raise StorageError(f"{path}: sha256 mismatch: manifest {part.file_sha256}, file {found} (modified)")
+    if full:
+        table = pq.read_table(path)
+        cols = {name: table.column(name).to_numpy() for name in COLUMNS}
+        if columns_sha256(cols) != part.content_sha256:
+            raise StorageError(f"{path}: row content does not match the manifest's content hash")

@@ -1,0 +1,118 @@
+"""Validation of rows before they may enter Canonical Storage.
+
+Every rule raises :class:`~hftlab.errors.DataError` naming the source file, the line (or row) of the
+first offending row, and the rule. Rules (``DataError.rule``):
+
+- ``empty-input``: no rows at all.
+- ``kind-not-in-feed``: a row kind that its feed may not hold (see ``FEED_KINDS``).
+- ``invalid-side``: side not in {-1, 0, 1}, or 0 on a book row.
+- ``timestamp-not-positive``: an exchange or local timestamp <= 0.
+- ``price-not-positive-finite``: NaN, infinite, zero or negative price.
+- ``quantity-not-finite`` / ``negative-quantity``.
+- ``price-off-tick``: price not a multiple of the instrument's tick size.
+- ``timestamp-backwards``: exchange or local timestamp decreasing within a feed (a feed is one channel).
+- ``local-before-exchange``: local timestamp earlier than the exchange timestamp, after the
+  dataset's recorded correction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from hftlab.errors import DataError
+from hftlab.storage.schema import FEED_KINDS, FeedFrame, IngestResult, Kind
+
+#: Allowed distance from the tick grid, in ticks (float rounding of decimal prices).
+TICK_TOLERANCE = 1e-6
+
+
+def _fail(rule: str, frame: FeedFrame, bad: np.ndarray, detail: Callable[[int], str]) -> None:
+    """Raise for the first True in ``bad`` (if any); ``detail(i)`` describes row ``i``."""
+    hits = np.flatnonzero(bad)
+    if hits.size == 0:
+        return
+    i = int(hits[0])
+    more = f" ({hits.size} rows break this rule)" if hits.size > 1 else ""
+    raise DataError(
+        rule,
+        frame.source,
+        f"line {int(frame.line[i])}",
+        f"feed '{frame.feed}': " + detail(i) + more,
+    )
+
+
+def validate_frame(frame: FeedFrame, tick_size: float) -> None:
+    """Check every rule on one feed frame."""
+    f = frame
+    if f.feed not in FEED_KINDS:
+        raise DataError("unknown-feed", f.source, None, f"unknown feed '{f.feed}'; known: {sorted(FEED_KINDS)}")
+    allowed = np.array(sorted(FEED_KINDS[f.feed]), dtype=np.uint8)
+    _fail(
+        "kind-not-in-feed",
+        f,
+        ~np.isin(f.kind, allowed),
+        lambda i: f"row kind {f.kind[i]} is not allowed in this feed (allowed: {allowed.tolist()})",
+    )
+    book = f.kind != Kind.TRADE
+    _fail(
+        "invalid-side",
+        f,
+        ~np.isin(f.side, np.array([-1, 0, 1], dtype=np.int8)) | (book & (f.side == 0)),
+        lambda i: f"side {f.side[i]} is not valid (1 bid/buy, -1 ask/sell, 0 only for trades of unknown side)",
+    )
+    _fail(
+        "timestamp-not-positive",
+        f,
+        (f.exch_ts <= 0) | (f.local_ts <= 0),
+        lambda i: f"timestamps must be > 0 ns since the epoch, got exch_ts={f.exch_ts[i]} local_ts={f.local_ts[i]}",
+    )
+    _fail(
+        "price-not-positive-finite",
+        f,
+        ~(np.isfinite(f.price) & (f.price > 0)),
+        lambda i: f"price must be finite and > 0, got {f.price[i]!r}",
+    )
+    _fail("quantity-not-finite", f, ~np.isfinite(f.qty), lambda i: f"quantity must be finite, got {f.qty[i]!r}")
+    _fail("negative-quantity", f, f.qty < 0, lambda i: f"quantity must be >= 0, got {f.qty[i]!r}")
+    ticks = f.price / tick_size
+    _fail(
+        "price-off-tick",
+        f,
+        np.abs(ticks - np.rint(ticks)) > TICK_TOLERANCE,
+        lambda i: f"price {f.price[i]!r} is not a multiple of the tick size {tick_size!r}",
+    )
+    for column in ("exch_ts", "local_ts"):
+        values: np.ndarray = getattr(f, column)
+        back = np.zeros(len(f), dtype=bool)
+        back[1:] = values[1:] < values[:-1]
+        _fail(
+            "timestamp-backwards",
+            f,
+            back,
+            lambda i, v=values, c=column: f"{c} goes backwards within the feed: {v[i]} after {v[i - 1]}",
+        )
+    _fail(
+        "local-before-exchange",
+        f,
+        f.local_ts < f.exch_ts,
+        lambda i: (
+            f"local_ts {f.local_ts[i]} is before exch_ts {f.exch_ts[i]} (by {f.exch_ts[i] - f.local_ts[i]} ns) "
+            "after the configured local-timestamp correction; set a correction "
+            "(e.g. --local-ts-correction auto) if the receiving clock was behind the exchange's"
+        ),
+    )
+
+
+def validate(result: IngestResult) -> None:
+    """Check every rule on every feed of an import; raise on the first broken rule."""
+    sources = sorted({f.source for f in result.feeds}) or ["<no input>"]
+    if sum(len(f) for f in result.feeds) == 0:
+        raise DataError("empty-input", ", ".join(sources), None, "the input holds no rows")
+    seen: set[str] = set()
+    for frame in result.feeds:
+        if frame.feed in seen:
+            raise DataError("duplicate-feed", frame.source, None, f"feed '{frame.feed}' given twice")
+        seen.add(frame.feed)
+        validate_frame(frame, result.instrument.tick_size)

@@ -1,0 +1,36 @@
+"""Shared fixtures: the real market samples in ../shared/data, and an isolated storage root."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from hftlab.storage import Catalog
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
+
+os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    """The real samples folder; tests that need it skip (with the reason) where it is absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real market samples not found at {SHARED_DATA} (a user's clone has no ../shared/data)")
+    return SHARED_DATA
+
+
+@pytest.fixture
+def catalog(tmp_path: Path) -> Catalog:
+    """An empty Canonical Storage root in a temporary directory."""
+    return Catalog(tmp_path / "canonical")
+
+
+def tree_snapshot(root: Path) -> dict[str, bytes]:
+    """Every file under ``root`` with its bytes: to assert that storage did not change."""
+    if not root.exists():
+        return {}
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
