@@ -211,9 +211,7 @@ class Catalog:
         if version is None:
             if len(versions) != 1:
                 found = ", ".join(versions) if versions else "none"
-                raise StorageError(
-                    f"dataset '{dataset_id}' in {self.root}: give a version (versions found: {found})"
-                )
+                raise StorageError(f"dataset '{dataset_id}' in {self.root}: give a version (versions found: {found})")
             version = versions[0]
         check_name("dataset version", version)
         if version not in versions:
@@ -233,11 +231,8 @@ class Catalog:
         and re-hashed, so a manifest edited to match a changed file is caught too.
         """
         dataset = self.resolve(dataset_id, version)
+        check_manifest(dataset)
         m = dataset.manifest
-        if content_hash(m.instrument, list(m.partitions)) != m.content_hash or not m.content_hash.startswith(
-            m.version
-        ) or dataset.path.name != m.version:
-            raise StorageError(f"{dataset.path / MANIFEST_NAME}: manifest does not hash to version {m.version}")
         listed = {p.path for p in m.partitions} | {MANIFEST_NAME}
         for path in sorted(dataset.path.rglob("*")):
             rel = path.relative_to(dataset.path).as_posix()
@@ -246,6 +241,17 @@ class Catalog:
         for part in m.partitions:
             verify_partition(dataset.path, part, full=full)
         return dataset
+
+
+def check_manifest(dataset: Dataset) -> None:
+    """Cheap integrity check: the manifest's partitions must hash to the version it sits under."""
+    m = dataset.manifest
+    if (
+        content_hash(m.instrument, list(m.partitions)) != m.content_hash
+        or not m.content_hash.startswith(m.version)
+        or dataset.path.name != m.version
+    ):
+        raise StorageError(f"{dataset.path / MANIFEST_NAME}: manifest does not hash to version {dataset.path.name}")
 
 
 def verify_partition(version_dir: Path, part: Partition, *, full: bool) -> None:

@@ -52,7 +52,7 @@ def columns_sha256(columns: dict[str, np.ndarray]) -> str:
     for name, dtype in COLUMNS.items():
         values = np.ascontiguousarray(columns[name], dtype=dtype.newbyteorder("<"))
         digest.update(f"{name}:{values.dtype.str}:{values.size};".encode())
-        digest.update(memoryview(values).cast("B"))
+        digest.update(values.data)
     return digest.hexdigest()
 
 

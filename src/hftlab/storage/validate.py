@@ -87,12 +87,11 @@ def validate_frame(frame: FeedFrame, tick_size: float) -> None:
         values: np.ndarray = getattr(f, column)
         back = np.zeros(len(f), dtype=bool)
         back[1:] = values[1:] < values[:-1]
-        _fail(
-            "timestamp-backwards",
-            f,
-            back,
-            lambda i, v=values, c=column: f"{c} goes backwards within the feed: {v[i]} after {v[i - 1]}",
-        )
+
+        def backwards(i: int, v: np.ndarray = values, c: str = column) -> str:
+            return f"{c} goes backwards within the feed: {v[i]} after {v[i - 1]}"
+
+        _fail("timestamp-backwards", f, back, backwards)
     _fail(
         "local-before-exchange",
         f,

@@ -1,0 +1,207 @@
+"""The ``hftlab`` command line.
+
+``hftlab data ...`` manages Canonical Storage (synthesize, import, list, verify). Errors the user can
+act on (:class:`~hftlab.errors.HftlabError`, bad values) are printed as one line on stderr with exit
+code 2; nothing is half-written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from hftlab.errors import HftlabError, StorageError
+from hftlab.storage.catalog import Catalog, Dataset
+from hftlab.storage.schema import IngestResult, Instrument
+
+os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+
+
+def _iso(ns: int) -> str:
+    import numpy as np
+
+    return str(np.datetime64(int(ns), "ns")) + "Z"
+
+
+def _dataset_row(d: Dataset) -> dict[str, Any]:
+    m = d.manifest
+    return {
+        "id": m.dataset_id,
+        "version": m.version,
+        "venue": m.instrument.venue,
+        "symbol": m.instrument.symbol,
+        "rows": m.rows,
+        "feeds": m.feeds,
+        "start": _iso(m.start_ns),
+        "end": _iso(m.end_ns),
+        "start_ns": m.start_ns,
+        "end_ns": m.end_ns,
+        "path": d.path.as_posix(),
+    }
+
+
+def _promote(args: argparse.Namespace, result: IngestResult, default_id: str) -> int:
+    from hftlab.ingest.common import apply_local_ts_correction
+
+    apply_local_ts_correction(result, getattr(args, "local_ts_correction", None))
+    dataset, new = Catalog(args.root).promote(result, args.id or default_id)
+    m = dataset.manifest
+    state = "promoted" if new else "already promoted (identical content)"
+    feeds = ", ".join(f"{k} {v}" for k, v in m.feeds.items())
+    print(f"{state}: {m.dataset_id} version {m.version}: {m.rows} rows ({feeds}), {_iso(m.start_ns)} .. {_iso(m.end_ns)}")
+    print(f"  at {dataset.path}")
+    return 0
+
+
+def _instrument_args(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "symbol": args.symbol,
+        "tick_size": args.tick_size,
+        "lot_size": args.lot_size,
+        "venue": args.venue,
+        "contract_type": args.contract_type,
+        "contract_size": args.contract_size,
+    }
+
+
+def _cmd_synth(args: argparse.Namespace) -> int:
+    from hftlab.ingest import synthetic
+
+    fields = {f.name for f in dataclasses.fields(synthetic.SynthParams)}
+    params = synthetic.SynthParams(**{k: v for k, v in vars(args).items() if k in fields and v is not None})
+    result = synthetic.generate(params)
+    return _promote(args, result, f"{params.venue}-{params.symbol}")
+
+
+def _cmd_import_binance(args: argparse.Namespace) -> int:
+    from hftlab.ingest import binance_futures
+
+    result = binance_futures.convert(Path(args.file), **_instrument_args(args))
+    return _promote(args, result, f"{args.venue}-{args.symbol}")
+
+
+def _cmd_import_tardis(args: argparse.Namespace) -> int:
+    from hftlab.ingest import tardis
+
+    paths = {k: Path(v) if v else None for k, v in (("book", args.book), ("trades", args.trades), ("quotes", args.quotes))}
+    result = tardis.convert(**paths, **_instrument_args(args))
+    return _promote(args, result, f"{args.venue}-{args.symbol}")
+
+
+def _cmd_import_npz(args: argparse.Namespace) -> int:
+    from hftlab.ingest import npz
+
+    result = npz.convert(Path(args.file), **_instrument_args(args))
+    return _promote(args, result, f"{args.venue}-{args.symbol}")
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    rows = [_dataset_row(d) for d in Catalog(args.root).datasets()]
+    if args.json:
+        print(json.dumps(rows, indent=2, sort_keys=True))
+        return 0
+    if not rows:
+        print(f"no datasets in {Catalog(args.root).root}")
+        return 0
+    print(f"{'id':32} {'version':16} {'rows':>12}  start .. end")
+    for r in rows:
+        print(f"{r['id']:32} {r['version']:16} {r['rows']:>12}  {r['start']} .. {r['end']}")
+    return 0
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    catalog = Catalog(args.root)
+    targets = [(args.id, args.version)] if args.id else [(d.id, d.version) for d in catalog.datasets()]
+    if not targets:
+        raise StorageError(f"no datasets to verify in {catalog.root}")
+    failed = 0
+    for dataset_id, version in targets:
+        try:
+            d = catalog.verify(dataset_id, version, full=not args.quick)
+            print(f"ok: {d.id} {d.version} ({len(d.manifest.partitions)} files)")
+        except StorageError as exc:
+            failed += 1
+            print(f"FAILED: {dataset_id} {version or ''}: {exc}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+_TYPES: dict[str, Callable[[str], Any]] = {"int": int, "float": float, "str": str}
+
+
+def _add_instrument(p: argparse.ArgumentParser, venue: str) -> None:
+    p.add_argument("--symbol", required=True, help="instrument symbol, e.g. BTCUSDT")
+    p.add_argument("--tick-size", type=float, required=True, help="price tick (prices must lie on it)")
+    p.add_argument("--lot-size", type=float, required=True, help="quantity step")
+    p.add_argument("--venue", default=venue, help=f"venue name (default: {venue})")
+    p.add_argument("--contract-type", choices=["linear", "inverse"], default="linear")
+    p.add_argument("--contract-size", type=float, default=1.0)
+    p.add_argument("--id", help="dataset id (default: <venue>-<symbol>)")
+    p.add_argument(
+        "--local-ts-correction",
+        default="none",
+        help="shift local timestamps: 'none', 'auto' (smallest feed latency becomes 0) or integer ns; recorded in the lineage",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hftlab", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--root", type=Path, default=None, help="Canonical Storage root (default: $HFTLAB_DATA_ROOT or data/canonical)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    data = sub.add_parser("data", help="Canonical Storage: synthesize, import, list, verify datasets")
+    dsub = data.add_subparsers(dest="data_command", required=True)
+
+    synth = dsub.add_parser("synth", help="generate the deterministic synthetic market (the embedded default)")
+    from hftlab.ingest import synthetic
+
+    for f in dataclasses.fields(synthetic.SynthParams):
+        kind = _TYPES.get(f.type if isinstance(f.type, str) else f.type.__name__, str)
+        synth.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, type=kind, default=None, help=f"default: {f.default}")
+    synth.add_argument("--id", help="dataset id (default: <venue>-<symbol>)")
+    synth.set_defaults(func=_cmd_synth)
+
+    imp = dsub.add_parser("import", help="import vendor files into Canonical Storage")
+    isub = imp.add_subparsers(dest="source", required=True)
+    b = isub.add_parser("binance-futures", help="Binance futures collector file (<local_ts_ns> <json> per line, gzip)")
+    b.add_argument("file")
+    _add_instrument(b, "binance-futures")
+    b.set_defaults(func=_cmd_import_binance)
+    t = isub.add_parser("tardis", help="Tardis.dev CSV: incremental_book_L2, trades, quotes")
+    t.add_argument("--book", help="incremental_book_L2 CSV")
+    t.add_argument("--trades", help="trades CSV")
+    t.add_argument("--quotes", help="quotes CSV (best bid/offer)")
+    _add_instrument(t, "tardis")
+    t.set_defaults(func=_cmd_import_tardis)
+    n = isub.add_parser("npz", help="hftbacktest .npz/.npy event file")
+    n.add_argument("file")
+    _add_instrument(n, "hftbacktest")
+    n.set_defaults(func=_cmd_import_npz)
+
+    lst = dsub.add_parser("list", help="list promoted datasets")
+    lst.add_argument("--json", action="store_true", help="JSON array: id, version, rows, start, end, ...")
+    lst.set_defaults(func=_cmd_list)
+    ver = dsub.add_parser("verify", help="check datasets against their manifests (exit 1 on any mismatch)")
+    ver.add_argument("id", nargs="?", help="dataset id (default: every dataset)")
+    ver.add_argument("--version", help="dataset version (default: the only one)")
+    ver.add_argument("--quick", action="store_true", help="check file hashes only, do not re-hash rows")
+    ver.set_defaults(func=_cmd_verify)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``hftlab`` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except (HftlabError, ValueError) as exc:
+        print(f"hftlab: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

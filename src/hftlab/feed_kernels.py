@@ -1,0 +1,160 @@
+"""Compiled kernels of the Historical Input Feeder (pure numpy + numba, cached on disk).
+
+They take plain column arrays, never hftbacktest objects, so ``cache=True`` works and a second
+process loads them instead of compiling. No fastmath: results must be bit-identical everywhere.
+"""
+
+from __future__ import annotations
+
+import numba as nb
+import numpy as np
+
+# hftbacktest's event flags (hftbacktest.types); repeated here as plain ints so the kernels need no import.
+EXCH_EVENT = np.uint64(1 << 31)
+LOCAL_EVENT = np.uint64(1 << 30)
+BUY_EVENT = np.uint64(1 << 29)
+SELL_EVENT = np.uint64(1 << 28)
+DEPTH_SNAPSHOT_EVENT = np.uint64(4)
+KIND_DEPTH = 1
+KIND_CLEAR = 3
+KIND_SNAPSHOT = 4
+
+
+@nb.njit(cache=True)
+def scatter_rows(out, pos, exch_ts, local_ts, kind, side, price, qty):
+    """Write canonical rows into the event array at positions ``pos``, flagged EXCH|LOCAL."""
+    both = EXCH_EVENT | LOCAL_EVENT
+    for i in range(len(pos)):
+        j = pos[i]
+        ev = np.uint64(kind[i]) | both
+        if side[i] > 0:
+            ev |= BUY_EVENT
+        elif side[i] < 0:
+            ev |= SELL_EVENT
+        out[j].ev = ev
+        out[j].exch_ts = exch_ts[i]
+        out[j].local_ts = local_ts[i]
+        out[j].px = price[i]
+        out[j].qty = qty[i]
+        out[j].order_id = 0
+        out[j].ival = 0
+        out[j].fval = 0.0
+
+
+@nb.njit(cache=True)
+def rank_positions(seqs, lo, hi):
+    """Dense rank of every selected ``seq`` in [lo, hi] (selected rows may leave gaps)."""
+    mark = np.zeros(hi - lo + 1, dtype=np.int64)
+    for s in seqs:
+        mark[s - lo] = 1
+    acc = 0
+    for k in range(len(mark)):
+        if mark[k]:
+            mark[k] = acc
+            acc += 1
+    out = np.empty(len(seqs), dtype=np.int64)
+    for i in range(len(seqs)):
+        out[i] = mark[seqs[i] - lo]
+    return out
+
+
+@nb.njit(cache=True)
+def local_order_is_monotone(events):
+    for i in range(1, len(events)):
+        if events[i].local_ts < events[i - 1].local_ts:
+            return False
+    return True
+
+
+@nb.njit(cache=True)
+def split_exch_local(events, local_order):
+    """Processing Order when exchange and local order disagree.
+
+    ``events`` are in exchange order; ``local_order`` is a stable argsort of their local timestamps.
+    A row that sits at the same place in both orders keeps EXCH|LOCAL; any other row is emitted twice:
+    an EXCH-only copy at its exchange-order place and a LOCAL-only copy at its local-order place. This is
+    hftbacktest's ``correct_event_order`` rule, but rows are matched by identity (not by timestamps),
+    and the kernel is cacheable.
+    """
+    n = len(events)
+    out = np.empty(2 * n, dtype=events.dtype)
+    flags = EXCH_EVENT | LOCAL_EVENT
+    keep = ~flags
+    o = 0
+    e = 0
+    loc = 0
+    while e < n or loc < n:
+        if e < n and loc < n:
+            li = local_order[loc]
+            if e == li:
+                out[o] = events[e]
+                e += 1
+                loc += 1
+            elif events[e].exch_ts < events[li].exch_ts or (
+                events[e].exch_ts == events[li].exch_ts and events[e].local_ts < events[li].local_ts
+            ):
+                out[o] = events[e]
+                out[o].ev = (events[e].ev & keep) | EXCH_EVENT
+                e += 1
+            else:
+                out[o] = events[li]
+                out[o].ev = (events[li].ev & keep) | LOCAL_EVENT
+                loc += 1
+        elif e < n:
+            out[o] = events[e]
+            out[o].ev = (events[e].ev & keep) | EXCH_EVENT
+            e += 1
+        else:
+            li = local_order[loc]
+            out[o] = events[li]
+            out[o].ev = (events[li].ev & keep) | LOCAL_EVENT
+            loc += 1
+        o += 1
+    return out[:o].copy()
+
+
+@nb.njit(cache=True)
+def replay_book(kind, side, price, qty, tick_size):
+    """Replay book rows (in Processing Order) and return the rows that set the final levels.
+
+    Returns (bid_rows, ask_rows): indexes of the rows holding each remaining level, bids best-first
+    (descending price), asks best-first (ascending). DEPTH and SNAPSHOT set a level (qty 0 removes
+    it); CLEAR removes one side's levels from the best price through ``price``, as hftbacktest's depth
+    does. Levels are keyed by integer tick; iteration order of the maps never reaches the output.
+    """
+    bids = {np.int64(0): np.int64(0)}
+    asks = {np.int64(0): np.int64(0)}
+    del bids[np.int64(0)]
+    del asks[np.int64(0)]
+    for i in range(len(kind)):
+        t = np.int64(np.rint(price[i] / tick_size))
+        book = bids if side[i] > 0 else asks
+        k = kind[i]
+        if k == KIND_DEPTH or k == KIND_SNAPSHOT:
+            if qty[i] > 0.0:
+                book[t] = np.int64(i)
+            elif t in book:
+                del book[t]
+        elif k == KIND_CLEAR:
+            doomed = []
+            for level in book:
+                if (side[i] > 0 and level >= t) or (side[i] < 0 and level <= t):
+                    doomed.append(level)
+            for level in doomed:
+                del book[level]
+    return _levels(bids, True), _levels(asks, False)
+
+
+@nb.njit(cache=True)
+def _levels(book, descending):
+    ticks = np.empty(len(book), dtype=np.int64)
+    j = 0
+    for level in book:
+        ticks[j] = level
+        j += 1
+    ordered = np.sort(ticks)
+    n = len(ordered)
+    rows = np.empty(n, dtype=np.int64)
+    for j in range(n):
+        rows[j] = book[ordered[n - 1 - j] if descending else ordered[j]]
+    return rows
