@@ -18,7 +18,7 @@ from typing import Any
 
 from hftlab.errors import HftlabError, StorageError
 from hftlab.storage.catalog import Catalog, Dataset
-from hftlab.storage.schema import IngestResult, Instrument
+from hftlab.storage.schema import IngestResult
 
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
 

@@ -1,0 +1,324 @@
+"""Importer for Binance USDⓈ-M Futures market data recorded by a websocket collector.
+
+Input: a gzipped text file, one message per line, ``<local_ts_ns> <json>``:
+
+- ``local_ts_ns`` is the collector's receive time, integer nanoseconds since the Unix epoch (the
+  characters before the first space);
+- ``json`` is a combined-stream message ``{"stream": ..., "data": {"e": <event>, ...}}``, a REST
+  depth snapshot (a bare object with ``lastUpdateId``, ``E``, ``T``, ``bids``, ``asks``), or a
+  collector error line (a bare object with ``code`` and ``msg``).
+
+The semantics mirror hftbacktest's own converter (``hftbacktest.data.utils.binancefutures.convert``
+with ``combined_stream=True``), producing canonical feeds instead of hftbacktest event arrays:
+
+- The exchange timestamp of every row is the message's transaction time ``T`` (milliseconds) times
+  1,000,000; the event time ``E`` is not used.
+- ``depthUpdate`` -> feed ``depth``: one DEPTH row per ``[price, qty]`` of ``b`` (BID), then of ``a``
+  (ASK), in message order. Quantity 0 removes the level, as on the venue.
+- REST snapshot -> feed ``snapshot``: if there are bids, one CLEAR BID row whose price is the LAST
+  bid's price (qty 0), then one SNAPSHOT BID row per bid; then the same for the asks.
+- ``trade`` -> feed ``trades``, only when ``X`` is ``"MARKET"`` (insurance-fund and ADL trades are
+  skipped and counted): side ASK (seller-initiated) when ``m`` (buyer is maker) is true, else BID.
+- ``bookTicker`` -> feed ``bbo``: a BBO BID row (``b``, ``B``) then a BBO ASK row (``a``, ``A``).
+- Every other event (``markPriceUpdate``, ...) is ignored and counted in the lineage, as are
+  non-MARKET trades (under ``"trade X=<value>"``). Collector error lines are skipped and counted.
+
+Unlike hftbacktest's converter this importer corrects neither local timestamps nor event order:
+rows keep the file's order within each feed, and the local-timestamp correction is a separate,
+recorded pipeline step (:func:`hftlab.ingest.common.apply_local_ts_correction`). Nothing here checks
+tick size, monotonic timestamps or latency signs; Canonical Storage validates those on promotion.
+
+Errors are :class:`~hftlab.errors.DataError` naming the file and ``line N`` (1-based):
+``unreadable-input`` (missing file, not gzip, truncated or corrupt gzip), ``malformed-record`` (no
+space, a timestamp that is not a non-negative integer, invalid JSON, JSON that is not an object),
+``wrong-type`` (a missing key or a value of the wrong type, naming the key), ``symbol-mismatch``
+(a message's ``s`` differs from the ``symbol`` argument).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hftlab.errors import DataError
+from hftlab.ingest.common import converter_lineage
+from hftlab.storage.schema import ContractType, FeedFrame, IngestResult, Instrument, Kind, Side
+
+#: Version of this converter's semantics; recorded in the lineage. Bump it when the output changes.
+CONVERTER_VERSION = 1
+CONVERTER_NAME = "binance-futures"
+
+MS_TO_NS = 1_000_000
+# Plain ints on the hot path (IntEnum members are slower to build lists and arrays from).
+BID, ASK = int(Side.BID), int(Side.ASK)
+DEPTH, TRADE, CLEAR, SNAPSHOT, BBO = (
+    int(Kind.DEPTH),
+    int(Kind.TRADE),
+    int(Kind.CLEAR),
+    int(Kind.SNAPSHOT),
+    int(Kind.BBO),
+)
+
+
+class _Rows:
+    """Columns of one feed under construction.
+
+    Rows are stored as *segments*: a run of ``n`` rows sharing exchange/local timestamps, line, kind
+    and side (one side of a depth update, say), plus a price and a quantity per row. The shared
+    columns are expanded with :func:`numpy.repeat` at the end, which keeps the per-row work small.
+    """
+
+    __slots__ = ("exch", "kind", "line", "local", "n", "price", "qty", "side")
+
+    def __init__(self) -> None:
+        self.exch: list[int] = []
+        self.local: list[int] = []
+        self.line: list[int] = []
+        self.kind: list[int] = []
+        self.side: list[int] = []
+        self.n: list[int] = []
+        self.price: list[float] = []
+        self.qty: list[float] = []
+
+    def segment(self, exch: int, local: int, line: int, kind: int, side: int, n: int) -> None:
+        self.exch.append(exch)
+        self.local.append(local)
+        self.line.append(line)
+        self.kind.append(kind)
+        self.side.append(side)
+        self.n.append(n)
+
+    def frame(self, feed: str, source: str) -> FeedFrame:
+        n = np.asarray(self.n, dtype=np.int64)
+
+        def expand(values: list[int]) -> np.ndarray:
+            return np.repeat(np.asarray(values, dtype=np.int64), n)
+
+        return FeedFrame.from_columns(
+            feed,
+            source,
+            exch_ts=expand(self.exch),
+            local_ts=expand(self.local),
+            kind=expand(self.kind),
+            side=expand(self.side),
+            price=np.asarray(self.price, dtype=np.float64),
+            qty=np.asarray(self.qty, dtype=np.float64),
+            line=expand(self.line),
+        )
+
+
+def _read_lines(path: Path) -> Iterator[tuple[int, bytes]]:
+    """``(line number, raw line)`` of a gzipped text file; unreadable input -> ``unreadable-input``."""
+    lineno = 0
+    opened = False
+    try:
+        with gzip.open(path, "rb") as f:
+            opened = True
+            for raw in f:
+                lineno += 1
+                yield lineno, raw
+    except (EOFError, OSError, zlib.error) as exc:
+        if not opened:  # missing file, a directory, no permission
+            raise DataError("unreadable-input", str(path), None, f"cannot open the file: {exc}") from exc
+        # gzip raises EOFError (truncated stream), gzip.BadGzipFile (an OSError: not gzip, bad header
+        # or CRC) or zlib.error (corrupt deflate data). The lines before this one were complete.
+        raise DataError(
+            "unreadable-input",
+            str(path),
+            f"line {lineno + 1}",
+            "the gzip input breaks off or is corrupt while reading this line "
+            f"({lineno} complete lines before it): {type(exc).__name__}: {exc}",
+        ) from exc
+
+
+def convert(
+    path: Path,
+    *,
+    symbol: str,
+    tick_size: float,
+    lot_size: float,
+    venue: str = "binance-futures",
+    contract_type: ContractType = "linear",
+    contract_size: float = 1.0,
+) -> IngestResult:
+    """Convert one gzipped Binance Futures collector file into canonical feeds (see the module docstring).
+
+    Assumptions: the file holds combined-stream messages of ONE instrument, ``symbol`` spelled exactly
+    as the venue spells it in ``s`` (e.g. ``"BTCUSDT"``); ``T`` is in milliseconds; local timestamps are
+    in nanoseconds and are not corrected here. Rows are returned in file order per feed; feeds with no
+    rows are left out. ``FeedFrame.source`` is ``str(path)`` and each row's ``line`` is its 1-based line.
+
+    Raises :class:`~hftlab.errors.DataError` (``unreadable-input``, ``malformed-record``, ``wrong-type``,
+    ``symbol-mismatch``) naming the file and line; :class:`ValueError` for invalid instrument arguments.
+    """
+    path = Path(path)
+    instrument = Instrument(
+        venue=venue,
+        symbol=symbol,
+        tick_size=tick_size,
+        lot_size=lot_size,
+        contract_type=contract_type,
+        contract_size=contract_size,
+    )
+    source = str(path)
+    feeds = {"snapshot": _Rows(), "depth": _Rows(), "bbo": _Rows(), "trades": _Rows()}
+    snapshot, depth, bbo, trades = feeds["snapshot"], feeds["depth"], feeds["bbo"], feeds["trades"]
+    ignored: dict[str, int] = {}
+    error_lines = 0
+
+    def fail(rule: str, lineno: int, detail: str) -> DataError:
+        return DataError(rule, source, f"line {lineno}", detail)
+
+    def wrong_type(lineno: int, obj: dict[str, Any], key: str, what: str, context: str) -> DataError:
+        if key not in obj:
+            return fail("wrong-type", lineno, f"{context}: missing key '{key}'")
+        return fail("wrong-type", lineno, f"{context}: key '{key}' must be {what}, got {obj[key]!r:.80}")
+
+    def timestamp(lineno: int, obj: dict[str, Any], context: str) -> int:
+        t = obj.get("T")
+        if type(t) is not int:
+            raise wrong_type(lineno, obj, "T", "an integer (milliseconds)", context)
+        return t * MS_TO_NS
+
+    def number(lineno: int, obj: dict[str, Any], key: str, context: str) -> float:
+        try:
+            return float(obj[key])
+        except (KeyError, TypeError, ValueError):
+            raise wrong_type(lineno, obj, key, "a number", context) from None
+
+    def levels(lineno: int, obj: dict[str, Any], key: str, context: str, rows: _Rows) -> int:
+        """Append the ``[[price, qty], ...]`` list ``obj[key]`` to ``rows``; return its length."""
+        value = obj.get(key)
+        if type(value) is not list:
+            raise wrong_type(lineno, obj, key, "a list of [price, qty] pairs", context)
+        price, qty = rows.price, rows.qty
+        try:
+            for px, q in value:
+                price.append(float(px))
+                qty.append(float(q))
+        except (TypeError, ValueError):
+            for i, level in enumerate(value):  # slow path: name the offending level
+                try:
+                    px, q = level
+                    float(px), float(q)
+                except (TypeError, ValueError):
+                    raise fail(
+                        "wrong-type",
+                        lineno,
+                        f"{context}: key '{key}' level {i} must be a [price, qty] pair of numbers, got {level!r:.80}",
+                    ) from None
+            raise  # unreachable: the slow path found the same error
+        return len(value)
+
+    def check_symbol(lineno: int, data: dict[str, Any], context: str, required: bool) -> None:
+        s = data.get("s")
+        if s is None and not required:
+            return
+        if type(s) is not str:
+            raise wrong_type(lineno, data, "s", "a string (the symbol)", context)
+        if s != symbol:
+            raise fail(
+                "symbol-mismatch",
+                lineno,
+                f"{context}: message is for symbol {s!r}, but the import is for {symbol!r} "
+                "(one file must hold one instrument; the symbol is compared exactly, case included)",
+            )
+
+    for lineno, raw in _read_lines(path):
+        sp = raw.find(b" ")
+        if sp < 0:
+            raise fail("malformed-record", lineno, f"expected '<local_ts_ns> <json>', no space found: {raw!r:.80}")
+        ts_text = raw[:sp]
+        if not ts_text.isdigit():
+            raise fail(
+                "malformed-record",
+                lineno,
+                f"local timestamp must be a non-negative integer (nanoseconds), got {ts_text!r:.40}",
+            )
+        local = int(ts_text)
+        try:
+            msg = json.loads(raw[sp + 1 :])
+        except ValueError as exc:  # json.JSONDecodeError and UnicodeDecodeError are ValueErrors
+            raise fail("malformed-record", lineno, f"invalid JSON after the timestamp: {exc}") from None
+        if type(msg) is not dict:
+            raise fail("malformed-record", lineno, f"the JSON message must be an object, got {type(msg).__name__}")
+
+        if "data" in msg:
+            data = msg["data"]
+            if type(data) is not dict:
+                raise wrong_type(lineno, msg, "data", "an object", "combined-stream message")
+            event = data.get("e")
+            if type(event) is not str:
+                raise wrong_type(lineno, data, "e", "a string (the event type)", "combined-stream data")
+            context = f"'{event}' message"
+            if event == "depthUpdate":
+                check_symbol(lineno, data, context, True)
+                exch = timestamp(lineno, data, context)
+                n = levels(lineno, data, "b", context, depth)
+                depth.segment(exch, local, lineno, DEPTH, BID, n)
+                n = levels(lineno, data, "a", context, depth)
+                depth.segment(exch, local, lineno, DEPTH, ASK, n)
+            elif event == "bookTicker":
+                check_symbol(lineno, data, context, True)
+                exch = timestamp(lineno, data, context)
+                bbo.price.append(number(lineno, data, "b", context))
+                bbo.qty.append(number(lineno, data, "B", context))
+                bbo.price.append(number(lineno, data, "a", context))
+                bbo.qty.append(number(lineno, data, "A", context))
+                bbo.segment(exch, local, lineno, BBO, BID, 1)
+                bbo.segment(exch, local, lineno, BBO, ASK, 1)
+            elif event == "trade":
+                check_symbol(lineno, data, context, True)
+                status = data.get("X")
+                if type(status) is not str:
+                    raise wrong_type(lineno, data, "X", "a string (the order type)", context)
+                if status != "MARKET":
+                    key = f"trade X={status}"
+                    ignored[key] = ignored.get(key, 0) + 1
+                    continue
+                exch = timestamp(lineno, data, context)
+                maker = data.get("m")
+                if type(maker) is not bool:
+                    raise wrong_type(lineno, data, "m", "a boolean (buyer is maker)", context)
+                trades.price.append(number(lineno, data, "p", context))
+                trades.qty.append(number(lineno, data, "q", context))
+                trades.segment(exch, local, lineno, TRADE, ASK if maker else BID, 1)
+            else:
+                check_symbol(lineno, data, context, False)
+                ignored[event] = ignored.get(event, 0) + 1
+        elif "code" in msg:
+            error_lines += 1
+        else:
+            context = "REST depth snapshot (a line without 'data' or 'code')"
+            exch = timestamp(lineno, msg, context)
+            for key, side in (("bids", BID), ("asks", ASK)):
+                value = msg.get(key)
+                if type(value) is not list:
+                    raise wrong_type(lineno, msg, key, "a list of [price, qty] pairs", context)
+                if not value:
+                    continue
+                start = len(snapshot.price)
+                snapshot.price.append(0.0)  # CLEAR row, filled in below
+                snapshot.qty.append(0.0)
+                n = levels(lineno, msg, key, context, snapshot)
+                # The CLEAR row clears the side up to the last (deepest) snapshot level, as hftbacktest does.
+                snapshot.price[start] = snapshot.price[-1]
+                snapshot.segment(exch, local, lineno, CLEAR, side, 1)
+                snapshot.segment(exch, local, lineno, SNAPSHOT, side, n)
+
+    frames = [rows.frame(feed, source) for feed, rows in feeds.items() if rows.price]
+    lineage = converter_lineage(
+        CONVERTER_NAME,
+        CONVERTER_VERSION,
+        [path],
+        symbol=symbol,
+        ignored_messages=dict(sorted(ignored.items())),
+        skipped_error_lines=error_lines,
+    )
+    return IngestResult(instrument=instrument, feeds=frames, lineage=lineage)
