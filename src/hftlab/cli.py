@@ -54,7 +54,9 @@ def _promote(args: argparse.Namespace, result: IngestResult, default_id: str) ->
     m = dataset.manifest
     state = "promoted" if new else "already promoted (identical content)"
     feeds = ", ".join(f"{k} {v}" for k, v in m.feeds.items())
-    print(f"{state}: {m.dataset_id} version {m.version}: {m.rows} rows ({feeds}), {_iso(m.start_ns)} .. {_iso(m.end_ns)}")
+    print(
+        f"{state}: {m.dataset_id} version {m.version}: {m.rows} rows ({feeds}), {_iso(m.start_ns)} .. {_iso(m.end_ns)}"
+    )
     print(f"  at {dataset.path}")
     return 0
 
@@ -89,8 +91,12 @@ def _cmd_import_binance(args: argparse.Namespace) -> int:
 def _cmd_import_tardis(args: argparse.Namespace) -> int:
     from hftlab.ingest import tardis
 
-    paths = {k: Path(v) if v else None for k, v in (("book", args.book), ("trades", args.trades), ("quotes", args.quotes))}
-    result = tardis.convert(**paths, **_instrument_args(args))
+    def path(value: str | None) -> Path | None:
+        return Path(value) if value else None
+
+    result = tardis.convert(
+        book=path(args.book), trades=path(args.trades), quotes=path(args.quotes), **_instrument_args(args)
+    )
     return _promote(args, result, f"{args.venue}-{args.symbol}")
 
 
@@ -151,7 +157,9 @@ def _add_instrument(p: argparse.ArgumentParser, venue: str) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hftlab", description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--root", type=Path, default=None, help="Canonical Storage root (default: $HFTLAB_DATA_ROOT or data/canonical)")
+    parser.add_argument(
+        "--root", type=Path, default=None, help="Canonical Storage root (default: $HFTLAB_DATA_ROOT or data/canonical)"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     data = sub.add_parser("data", help="Canonical Storage: synthesize, import, list, verify datasets")
     dsub = data.add_subparsers(dest="data_command", required=True)
@@ -161,7 +169,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     for f in dataclasses.fields(synthetic.SynthParams):
         kind = _TYPES.get(f.type if isinstance(f.type, str) else f.type.__name__, str)
-        synth.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, type=kind, default=None, help=f"default: {f.default}")
+        synth.add_argument(
+            f"--{f.name.replace('_', '-')}", dest=f.name, type=kind, default=None, help=f"default: {f.default}"
+        )
     synth.add_argument("--id", help="dataset id (default: <venue>-<symbol>)")
     synth.set_defaults(func=_cmd_synth)
 

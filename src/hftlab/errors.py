@@ -10,6 +10,11 @@ class HftlabError(Exception):
 class DataError(HftlabError):
     """Input data breaks a rule of the canonical schema or of an importer.
 
+    Rules of the canonical schema are listed in :mod:`hftlab.storage.validate`. Importers add:
+    ``unreadable-input`` (missing, truncated or undecodable file), ``malformed-record`` /
+    ``malformed-row`` (a line that does not parse), ``wrong-type`` (missing key/column or a value of the
+    wrong type), ``symbol-mismatch``, ``unsupported-kind`` (an event kind the schema cannot hold).
+
     ``source`` is the file (or feed) concerned, ``location`` the row/line ("line 12") or key,
     ``rule`` a short stable name of the rule (tests and tools match on it).
     """

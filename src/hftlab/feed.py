@@ -19,7 +19,6 @@ Same reference + same stored dataset => byte-identical arrays, in any process.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -32,7 +31,7 @@ import pyarrow.parquet as pq
 from hftlab import feed_kernels as K
 from hftlab.errors import StorageError
 from hftlab.storage.catalog import Catalog, Dataset, check_manifest
-from hftlab.storage.manifest import Partition
+from hftlab.storage.manifest import Partition, file_sha256
 from hftlab.storage.schema import DEFAULT_FEEDS, FEEDS
 
 #: hftbacktest's event record (64 bytes, aligned); defined here so reading data needs no hftbacktest import.
@@ -89,48 +88,57 @@ class FeedData:
     feeds: tuple[str, ...] = field(default=DEFAULT_FEEDS)
 
 
-def _read_partition(version_dir: Path, part: Partition) -> pa.Table:
-    """Read one partition, checking its bytes against the manifest first."""
-    path = version_dir / part.path
+def _file_digest(path: Path) -> tuple[str, int]:
     try:
-        data = path.read_bytes()
+        return file_sha256(path), path.stat().st_size
     except FileNotFoundError:
         raise StorageError(f"{path}: partition file is missing; the dataset is incomplete") from None
-    found = hashlib.sha256(data).hexdigest()
-    if len(data) != part.file_bytes or found != part.file_sha256:
+
+
+def _check_digest(path: Path, part: Partition, digest: tuple[str, int]) -> None:
+    found, size = digest
+    if size != part.file_bytes or found != part.file_sha256:
         raise StorageError(
-            f"{path}: sha256 {found} ({len(data)} bytes) does not match the manifest "
+            f"{path}: sha256 {found} ({size} bytes) does not match the manifest "
             f"({part.file_sha256}, {part.file_bytes} bytes): refusing to feed a modified dataset"
         )
-    return pq.read_table(pa.BufferReader(data), columns=_READ_COLUMNS)
 
 
-def _columns(table: pa.Table, lo: int | None, hi: int | None) -> dict[str, np.ndarray]:
-    """Numpy columns of a table, restricted to exchange time [lo, hi) when bounds are given."""
-    cols = {name: table.column(name).to_numpy() for name in _READ_COLUMNS}
-    if lo is not None or hi is not None:
-        exch = cols["exch_ts"]
-        a = 0 if lo is None else int(np.searchsorted(exch, lo, side="left"))
-        b = len(exch) if hi is None else int(np.searchsorted(exch, hi, side="left"))
-        cols = {k: v[a:b] for k, v in cols.items()}
-    return cols
+def _batches(table: pa.Table, lo: int | None, hi: int | None) -> list[dict[str, np.ndarray]]:
+    """Zero-copy numpy columns per record batch, restricted to exchange time [lo, hi) if bounds are given."""
+    out = []
+    for batch in table.to_batches():
+        cols = {name: batch.column(name).to_numpy() for name in _READ_COLUMNS}
+        if lo is not None or hi is not None:
+            exch = cols["exch_ts"]
+            a = 0 if lo is None else int(np.searchsorted(exch, lo, side="left"))
+            b = len(exch) if hi is None else int(np.searchsorted(exch, hi, side="left"))
+            cols = {k: v[a:b] for k, v in cols.items()}
+        if len(cols["seq"]):
+            out.append(cols)
+    return out
 
 
 def _read_window(dataset: Dataset, feeds: Iterable[str], lo: int | None, hi: int | None) -> list[dict[str, np.ndarray]]:
+    """Rows of the selected feeds in [lo, hi), as column chunks; every file is hash-checked before use."""
     parts = [
         p
         for p in dataset.manifest.partitions
         if p.feed in feeds and (lo is None or p.exch_ts_max >= lo) and (hi is None or p.exch_ts_min < hi)
     ]
-
-    def load(part: Partition) -> dict[str, np.ndarray]:
-        cut_lo = lo if lo is not None and part.exch_ts_min < lo else None
-        cut_hi = hi if hi is not None and part.exch_ts_max >= hi else None
-        return _columns(_read_partition(dataset.path, part), cut_lo, cut_hi)
-
-    # Threads only overlap I/O, hashing and decoding; results are combined in manifest order.
+    paths = [dataset.path / p.path for p in parts]
+    # Hashing and decoding overlap in two threads; rows are used only after their file's hash matched,
+    # and chunks are combined in manifest order, so thread timing never reaches the output.
     with ThreadPoolExecutor(max_workers=2) as pool:
-        return [c for c in pool.map(load, parts) if len(c["seq"])]
+        digests = [pool.submit(_file_digest, path) for path in paths]
+        tables = [pool.submit(pq.read_table, path, columns=_READ_COLUMNS) for path in paths]
+        chunks: list[dict[str, np.ndarray]] = []
+        for part, path, digest, table in zip(parts, paths, digests, tables, strict=True):
+            _check_digest(path, part, digest.result())
+            cut_lo = lo if lo is not None and part.exch_ts_min < lo else None
+            cut_hi = hi if hi is not None and part.exch_ts_max >= hi else None
+            chunks += _batches(table.result(), cut_lo, cut_hi)
+    return chunks
 
 
 def _merge(chunks: Sequence[dict[str, np.ndarray]]) -> np.ndarray:

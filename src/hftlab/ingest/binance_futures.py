@@ -48,7 +48,7 @@ import numpy as np
 
 from hftlab.errors import DataError
 from hftlab.ingest.common import converter_lineage
-from hftlab.storage.schema import ContractType, FeedFrame, IngestResult, Instrument, Kind, Side
+from hftlab.storage.schema import FEEDS, ContractType, FeedFrame, IngestResult, Instrument, Kind, Side
 
 #: Version of this converter's semantics; recorded in the lineage. Bump it when the output changes.
 CONVERTER_VERSION = 1
@@ -167,7 +167,7 @@ def convert(
         contract_size=contract_size,
     )
     source = str(path)
-    feeds = {"snapshot": _Rows(), "depth": _Rows(), "bbo": _Rows(), "trades": _Rows()}
+    feeds = {name: _Rows() for name in FEEDS}
     snapshot, depth, bbo, trades = feeds["snapshot"], feeds["depth"], feeds["bbo"], feeds["trades"]
     ignored: dict[str, int] = {}
     error_lines = 0

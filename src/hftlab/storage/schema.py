@@ -58,12 +58,14 @@ class Side(IntEnum):
     NONE = 0  #: unknown initiator (some trade feeds do not say)
 
 
-#: Feeds of the canonical schema and the row kinds each may hold, in Processing Order tie-break rank.
+#: Feeds of the canonical schema and the row kinds each may hold, in Processing Order tie-break rank:
+#: at equal timestamps a trade comes before the depth update that reflects it (hftbacktest's queue
+#: models would otherwise advance our queue position twice), and a snapshot before both.
 FEED_KINDS: dict[str, frozenset[int]] = {
     "snapshot": frozenset({Kind.CLEAR, Kind.SNAPSHOT}),
+    "trades": frozenset({Kind.TRADE}),
     "depth": frozenset({Kind.DEPTH}),
     "bbo": frozenset({Kind.BBO}),
-    "trades": frozenset({Kind.TRADE}),
 }
 FEEDS: tuple[str, ...] = tuple(FEED_KINDS)
 #: Feeds a backtest uses unless the dataset reference says otherwise.
