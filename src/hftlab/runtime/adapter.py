@@ -255,12 +255,13 @@ def run_loop(
             if n_wanted > len(wanted):
                 n_wanted = len(wanted)
             accepted = np.zeros(n_wanted, dtype=np.bool_)
-            C.risk_check(acct, risk, wanted, n_wanted, accepted, mid, now, risk_rec, counts)
+            rules = np.zeros(n_wanted, dtype=np.int8)
+            C.risk_check(acct, risk, wanted, n_wanted, accepted, rules, mid, now, risk_rec, counts)
             for i in range(n_wanted):
                 if not accepted[i]:
-                    C.record_order(orders_rec, counts, now, 0, 0, R.RISK_REJECTED, np.int8(wanted[i, 0]) if
-                                   abs(wanted[i, 0]) <= 1 else np.int8(0), wanted[i, 1], wanted[i, 2], wanted[i, 2],
-                                   risk_rec[counts[C.TABLE_RISK] - 1].rule)  # fmt: skip
+                    side_i = np.int8(wanted[i, 0]) if abs(wanted[i, 0]) <= 1 else np.int8(0)
+                    C.record_order(orders_rec, counts, now, 0, 0, R.RISK_REJECTED, side_i, wanted[i, 1], wanted[i, 2],
+                                   wanted[i, 2], rules[i])  # fmt: skip
             n_plan = C.plan_actions(live, n_live, wanted, n_wanted, accepted, execution, action_times, now, tick,
                                     throttles_rec, counts, plan)  # fmt: skip
             for j in range(n_plan):

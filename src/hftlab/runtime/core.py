@@ -196,8 +196,9 @@ def on_tick(price, tick):
 
 
 @nb.njit(cache=True)
-def risk_check(acct, risk, wanted, n_wanted, accepted, mid, now, rec, counts):
-    """Check every wanted order against Risk; set ``accepted[i]``; record each rejection.
+def risk_check(acct, risk, wanted, n_wanted, accepted, rules, mid, now, rec, counts):
+    """Check every wanted order against Risk; set ``accepted[i]`` and ``rules[i]`` (0 = passed); record
+    each rejection.
 
     Position limits count the position plus every accepted wanted order on the same side (wanted
     orders replace working ones), so the limit holds if all of them fill.
@@ -256,6 +257,7 @@ def risk_check(acct, risk, wanted, n_wanted, accepted, mid, now, rec, counts):
             rule = R.RULE_MAX_OPEN_ORDERS
             value = n_open + 1
             limit = risk[R_MAX_OPEN]
+        rules[i] = rule
         if rule == 0:
             accepted[i] = True
             n_open += 1
@@ -373,6 +375,10 @@ def plan_actions(live, n_live, wanted, n_wanted, accepted, execution, action_tim
         busy = False
         for k in range(n_live):
             if live[k].side == side and live[k].tick == t:
+                busy = True
+                break
+        for q in range(n):  # also a new order planned in this step at the same level
+            if plan[q, 0] == R.ACTION_NEW and plan[q, 2] == side and np.int64(np.rint(plan[q, 3] / tick)) == t:
                 busy = True
                 break
         if busy:

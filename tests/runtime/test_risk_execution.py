@@ -1,0 +1,214 @@
+"""Risk and Execution Control rules, each triggered on hand-made inputs with its record checked."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from hftlab.runtime import core as C
+from hftlab.runtime import records as R
+from hftlab.runtime.config import ExecutionConfig, RiskConfig
+from hftlab.runtime.records import RecordBuffers
+
+NOW = 1_000_000_000_000
+
+
+def account(position: float = 0.0, tick: float = 0.5, lot: float = 0.1) -> np.ndarray:
+    acct = np.zeros(C.ACCOUNT_SIZE)
+    acct[C.TICK], acct[C.LOT], acct[C.CONTRACT_SIZE] = tick, lot, 1.0
+    acct[C.POSITION] = position
+    acct[C.MID] = math.nan
+    acct[C.NEXT_ORDER_ID] = 1.0
+    return acct
+
+
+def wanted_rows(*rows: tuple[float, float, float]) -> np.ndarray:
+    out = np.zeros((max(len(rows), 1), 4))
+    for i, (side, price, qty) in enumerate(rows):
+        out[i] = (side, price, qty, 0.0)
+    return out
+
+
+def check(risk: RiskConfig, rows, *, position: float = 0.0, mid: float = 100.0):
+    """Run Risk on wanted rows; return (accepted mask, risk table rows)."""
+    acct = account(position)
+    wanted = wanted_rows(*rows)
+    accepted = np.zeros(len(rows), dtype=np.bool_)
+    rules = np.zeros(len(rows), dtype=np.int8)
+    buf = RecordBuffers.allocate(64)
+    C.risk_check(acct, risk.as_array(), wanted, len(rows), accepted, rules, mid, NOW, buf.risk, buf.counts)
+    assert buf.tables()["risk"]["rule"].tolist() == rules[~accepted].tolist()
+    return accepted.tolist(), buf.tables()["risk"]
+
+
+RISK_CASES = [
+    ("invalid price NaN", RiskConfig(), (1.0, math.nan, 1.0), R.RULE_INVALID_PRICE),
+    ("non-positive price", RiskConfig(), (1.0, 0.0, 1.0), R.RULE_INVALID_PRICE),
+    ("off tick", RiskConfig(), (1.0, 99.7, 1.0), R.RULE_OFF_TICK),
+    ("zero qty", RiskConfig(), (1.0, 99.5, 0.0), R.RULE_INVALID_QTY),
+    ("off lot", RiskConfig(), (1.0, 99.5, 0.15), R.RULE_INVALID_QTY),
+    ("bad side", RiskConfig(), (2.0, 99.5, 1.0), R.RULE_INVALID_SIDE),
+    ("max order qty", RiskConfig(max_order_qty=0.5), (1.0, 99.5, 0.6), R.RULE_MAX_ORDER_QTY),
+    ("max notional", RiskConfig(max_notional=50.0), (1.0, 99.5, 0.6), R.RULE_MAX_NOTIONAL),
+    ("price band", RiskConfig(price_band=0.01), (1.0, 98.5, 0.1), R.RULE_PRICE_BAND),
+    ("max position", RiskConfig(max_position=1.0), (1.0, 99.5, 1.1), R.RULE_MAX_POSITION),
+]
+
+
+@pytest.mark.parametrize(("name", "risk", "row", "rule"), RISK_CASES, ids=[c[0] for c in RISK_CASES])
+def test_each_risk_rule_rejects_and_records(name, risk, row, rule):
+    """The order breaking a rule is refused, and the rejection row names the rule with the order's values."""
+    accepted, table = check(risk, [(1.0, 99.5, 0.1), row])
+    assert [True, False] == accepted
+    assert 1 == len(table)
+    assert rule == table["rule"][0]
+    assert row[1] == table["price"][0] or math.isnan(row[1])
+    assert row[2] == table["qty"][0]
+    assert NOW == table["local_ts"][0]
+
+
+def test_risk_records_value_and_limit():
+    """Rejections carry the value that broke the rule and the configured limit."""
+    _, table = check(RiskConfig(price_band=0.01), [(1.0, 98.5, 0.1)], mid=100.0)
+    assert pytest.approx(0.015) == table["value"][0]
+    assert 0.01 == table["limit"][0]
+    _, table = check(RiskConfig(max_position=1.0), [(-1.0, 100.5, 0.4)], position=-0.7)
+    assert R.RULE_MAX_POSITION == table["rule"][0]
+    assert pytest.approx(1.1) == table["value"][0] and 1.0 == table["limit"][0]
+
+
+def test_position_limit_counts_all_wanted_same_side_orders():
+    """Position + every accepted same-side wanted order must stay within max_position."""
+    accepted, table = check(
+        RiskConfig(max_position=1.0), [(1.0, 99.5, 0.4), (1.0, 99.0, 0.4), (1.0, 98.5, 0.4), (-1.0, 100.5, 0.4)],
+        position=0.2,
+    )  # fmt: skip
+    assert [True, True, False, True] == accepted
+    assert [R.RULE_MAX_POSITION] == table["rule"].tolist()
+
+
+def test_max_open_orders():
+    """Only max_open_orders wanted orders pass; the rest are recorded."""
+    accepted, table = check(RiskConfig(max_open_orders=2), [(1.0, 99.5, 0.1), (1.0, 99.0, 0.1), (-1.0, 100.5, 0.1)])
+    assert [True, True, False] == accepted
+    assert [R.RULE_MAX_OPEN_ORDERS] == table["rule"].tolist()
+    assert 3.0 == table["value"][0] and 2.0 == table["limit"][0]
+
+
+def test_price_band_without_mid_is_refused():
+    """With a price band configured and no two-sided book, orders cannot be checked: refused (no_mid)."""
+    accepted, table = check(RiskConfig(price_band=0.01), [(1.0, 99.5, 0.1)], mid=math.nan)
+    assert [False] == accepted and [R.RULE_NO_MID] == table["rule"].tolist()
+
+
+def test_kill_switch_on_drawdown_and_loss():
+    """The kill switch fires once when equity falls max_drawdown below its peak or max_loss below zero."""
+    acct = account()
+    risk = RiskConfig(max_drawdown=5.0, max_loss=100.0).as_array()
+    acct[C.PEAK_EQUITY], acct[C.EQUITY] = 10.0, 6.0
+    assert not C.kill_check(acct, risk)
+    acct[C.EQUITY] = 4.9
+    assert C.kill_check(acct, risk)
+    assert not C.kill_check(acct, risk)  # fires once
+    acct = account()
+    acct[C.EQUITY] = -100.5
+    assert C.kill_check(acct, RiskConfig(max_loss=100.0).as_array())
+    accepted, table = check(RiskConfig(), [(1.0, 99.5, 0.1)])
+    assert [True] == accepted
+
+
+def live_table(*orders: tuple[int, int, float, float, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Live orders (order_id, side, price, qty, sent_ts)."""
+    acct = account()
+    live = np.zeros(16, dtype=C.LIVE_DTYPE)
+    for oid, side, price, qty, sent in orders:
+        C.add_live(live, acct, np.uint64(oid), np.int8(side), price, qty, np.uint8(0), sent)
+    return live, acct
+
+
+def plan(live, acct, rows, execution: ExecutionConfig, action_times=None, now=NOW):
+    wanted = wanted_rows(*rows)
+    n = len(rows)
+    accepted = np.ones(n, dtype=np.bool_)
+    buf = RecordBuffers.allocate(64)
+    out = np.zeros((32, 6))
+    times = np.full(0, -1, np.int64) if action_times is None else action_times
+    k = C.plan_actions(live, int(acct[C.N_LIVE]), wanted, n, accepted, execution.as_array(), times, now, 0.5,
+                       buf.throttles, buf.counts, out)  # fmt: skip
+    return out[:k], buf.tables()["throttles"]
+
+
+def test_reconcile_keeps_matching_cancels_stale_and_sends_new_in_priority_order():
+    """Matching orders stay; others are cancelled first (id order); new bids high->low, then asks low->high."""
+    live, acct = live_table((1, 1, 99.5, 0.1, 0), (2, 1, 99.0, 0.1, 0), (3, -1, 101.0, 0.1, 0))
+    actions, throttles = plan(
+        live, acct, [(1.0, 99.5, 0.1), (-1.0, 100.5, 0.1), (1.0, 98.0, 0.1), (1.0, 98.5, 0.1), (-1.0, 100.0, 0.1)],
+        ExecutionConfig(),
+    )  # fmt: skip
+    assert [
+        (R.ACTION_CANCEL, 1, 1, 99.0),
+        (R.ACTION_CANCEL, 2, -1, 101.0),
+        (R.ACTION_NEW, 3, 1, 98.5),
+        (R.ACTION_NEW, 2, 1, 98.0),
+        (R.ACTION_NEW, 4, -1, 100.0),
+        (R.ACTION_NEW, 1, -1, 100.5),
+    ] == [(int(a[0]), int(a[1]), int(a[2]), a[3]) for a in actions]
+    assert 0 == len(throttles)
+
+
+def test_quantity_change_replaces_after_cancel():
+    """A wanted quantity different from the live one cancels it; the new order waits (duplicate level)."""
+    live, acct = live_table((1, 1, 99.5, 0.1, 0))
+    actions, throttles = plan(live, acct, [(1.0, 99.5, 0.2)], ExecutionConfig())
+    assert [(R.ACTION_CANCEL, 0)] == [(int(a[0]), int(a[1])) for a in actions]
+    assert [R.RULE_DUPLICATE] == throttles["rule"].tolist()
+    assert 99.5 == throttles["price"][0] and 0.2 == throttles["qty"][0]
+
+
+def test_min_rest_time_throttles_cancel():
+    """An order younger than min_rest_ns is not cancelled; the throttle records its age and the limit."""
+    live, acct = live_table((7, 1, 99.5, 0.1, NOW - 300), (8, 1, 99.0, 0.1, NOW - 2_000))
+    actions, throttles = plan(live, acct, [], ExecutionConfig(min_rest_ns=1_000))
+    assert [(R.ACTION_CANCEL, 1)] == [(int(a[0]), int(a[1])) for a in actions]
+    assert [R.RULE_MIN_REST] == throttles["rule"].tolist()
+    assert 7 == throttles["order_id"][0] and 300.0 == throttles["value"][0] and 1_000.0 == throttles["limit"][0]
+
+
+def test_action_rate_limit_over_a_sliding_second():
+    """At most max_actions_per_second requests in any 1 s of event time; the excess is recorded."""
+    live, acct = live_table()
+    times = np.full(2, -1, np.int64)
+    rows = [(1.0, 99.5, 0.1), (1.0, 99.0, 0.1), (1.0, 98.5, 0.1)]
+    actions, throttles = plan(live, acct, rows, ExecutionConfig(max_actions_per_second=2), times)
+    assert 2 == len(actions)
+    assert [R.RULE_RATE] == throttles["rule"].tolist() and 98.5 == throttles["price"][0]
+    # 0.5 s later the window is still full; 1 s after the first actions it has room again.
+    live2, acct2 = live_table()
+    actions, _ = plan(live2, acct2, rows[2:], ExecutionConfig(max_actions_per_second=2), times, now=NOW + 500_000_000)
+    assert 0 == len(actions)
+    actions, _ = plan(live2, acct2, rows[2:], ExecutionConfig(max_actions_per_second=2), times, now=NOW + 1_000_000_000)
+    assert 1 == len(actions)
+
+
+def test_no_duplicate_orders_at_a_level():
+    """No new order at a side and price where one is live (even pending cancel) or already planned."""
+    live, acct = live_table((1, 1, 99.5, 0.1, 0))
+    live["cancel_pending"][0] = True
+    actions, throttles = plan(live, acct, [(1.0, 99.5, 0.1)], ExecutionConfig())
+    assert 0 == len(actions)
+    assert [R.RULE_DUPLICATE] == throttles["rule"].tolist()
+    live, acct = live_table()
+    actions, throttles = plan(live, acct, [(1.0, 99.5, 0.1), (1.0, 99.5, 0.3)], ExecutionConfig())
+    assert [(R.ACTION_NEW, 99.5, 0.1)] == [(int(a[0]), a[3], a[4]) for a in actions]
+    assert [R.RULE_DUPLICATE] == throttles["rule"].tolist() and 0.3 == throttles["qty"][0]
+
+
+def test_post_only_forces_gtx():
+    """With post_only, every new order goes out with time in force GTX (1) whatever the strategy asked."""
+    live, acct = live_table()
+    actions, _ = plan(live, acct, [(1.0, 99.5, 0.1)], ExecutionConfig(post_only=True))
+    assert 1.0 == actions[0][5]
+    actions, _ = plan(live, acct, [(1.0, 99.5, 0.1)], ExecutionConfig(post_only=False))
+    assert 0.0 == actions[0][5]

@@ -1,0 +1,161 @@
+"""End-to-end Risk scenarios on the real loop: bad strategy output, the kill switch, failures close the venue."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hftlab.errors import ConfigError
+from hftlab.feed import DatasetRef, load_events
+from hftlab.runtime import ExecutionConfig, RiskConfig, RuntimeConfig, load_strategy, run_backtest
+from hftlab.runtime import records as R
+from hftlab.storage import Catalog
+from hftlab.venue import SimulatedVenue, VenueConfig
+from tests.conftest import PROJECT_ROOT
+
+HERE = PROJECT_ROOT / "tests" / "runtime"
+
+
+@pytest.fixture(scope="module")
+def fed(tmp_path_factory):
+    """A short synthetic market (about 40k events)."""
+    from hftlab.ingest.synthetic import SynthParams, generate
+
+    catalog = Catalog(tmp_path_factory.mktemp("canonical"))
+    catalog.promote(generate(SynthParams(seed=21, days=0.02, events_per_second=20.0)), "syn")
+    return load_events(DatasetRef("syn"), catalog)
+
+
+@pytest.fixture(scope="module")
+def scripted():
+    return load_strategy("scripted_strategy", HERE)
+
+
+def run(fed, strategy, params, risk=None, runtime=None):
+    return run_backtest(
+        fed, strategy, params, VenueConfig(), risk or RiskConfig(), ExecutionConfig(), runtime or RuntimeConfig()
+    )
+
+
+def test_bad_prices_from_a_strategy_are_rejected_recorded_and_never_sent(fed, scripted):
+    """NaN, negative and off-tick prices are refused by Risk, recorded, and absent from the dispatch table."""
+    out = run(fed, scripted, scripted.params({"mode": 1}))
+    risk = out.tables["risk"]
+    rules = set(risk["rule"].tolist())
+    assert {R.RULE_INVALID_PRICE, R.RULE_OFF_TICK} == rules
+    evaluations = len(out.tables["risk"]) // 3
+    assert evaluations > 100
+    dispatch = out.tables["dispatch"]
+    sent = dispatch[dispatch["action"] == R.ACTION_NEW]
+    assert len(sent) > 0
+    assert np.all(np.isfinite(sent["price"])) and np.all(sent["price"] > 0)
+    ticks = sent["price"] / 0.1
+    assert np.all(np.abs(ticks - np.rint(ticks)) < 1e-6)
+    rejected = out.tables["orders"][out.tables["orders"]["event"] == R.RISK_REJECTED]
+    assert len(risk) == len(rejected)
+    assert (risk["rule"] == rejected["rule"]).all()
+
+
+def test_kill_switch_cancels_everything_and_nothing_follows(fed):
+    """When equity falls below the loss limit, every live order gets a cancel, quoting stops for good, and
+    with flatten_on_kill one market order closes the position."""
+    grid = load_strategy("grid", PROJECT_ROOT / "strategies")
+    params = grid.params(
+        {"grid_num": 3, "grid_interval": 0.1, "half_spread": 0.1, "order_qty": 0.01, "max_position": 0.05}
+    )
+    free = run(fed, grid, params)
+    equity = free.tables["state"]["equity"]
+    drawdown = float((np.maximum.accumulate(equity) - equity).max())
+    assert drawdown > 0.0, "scenario needs a drawdown to trigger on"
+    out = run(fed, grid, params, risk=RiskConfig(max_drawdown=drawdown / 2, flatten_on_kill=True))
+    assert out.account["killed"]
+    orders = out.tables["orders"]
+    kill = orders[(orders["event"] == R.CANCEL_SENT) & (orders["rule"] == R.RULE_KILL_SWITCH)]
+    dispatch = out.tables["dispatch"]
+    flatten = dispatch[dispatch["action"] == R.ACTION_FLATTEN]
+    kill_ts = int(flatten["local_ts"][0]) if len(flatten) else int(kill["local_ts"][0])
+    # every order live at the kill gets a cancel at that moment
+    sent_before = set(orders["order_id"][(orders["event"] == R.SENT) & (orders["local_ts"] < kill_ts)].tolist())
+    ended_before = set(
+        orders["order_id"][
+            np.isin(orders["event"], [R.FILLED, R.CANCELLED, R.EXPIRED, R.VENUE_REJECTED])
+            & (orders["local_ts"] <= kill_ts)
+        ].tolist()
+    )
+    cancelled_at_kill = set(kill["order_id"].tolist())
+    assert sent_before - ended_before <= cancelled_at_kill | set(
+        orders["order_id"][(orders["event"] == R.CANCEL_SENT) & (orders["local_ts"] < kill_ts)].tolist()
+    )
+    assert np.all(kill["local_ts"] == kill_ts)
+    after = dispatch[dispatch["local_ts"] > kill_ts]
+    assert 0 == np.sum(after["action"] == R.ACTION_NEW)
+    assert 0 == np.sum(dispatch[(dispatch["local_ts"] == kill_ts)]["action"] == R.ACTION_NEW)
+    assert 1 == len(flatten)
+    position_at_kill = out.tables["fills"]["position"][out.tables["fills"]["local_ts"] <= kill_ts][-1]
+    assert abs(position_at_kill) == pytest.approx(flatten["qty"][0])
+    assert -np.sign(position_at_kill) == flatten["side"][0]
+
+
+def test_exception_inside_a_run_still_closes_the_venue(fed, scripted, monkeypatch):
+    """A strategy raising inside the compiled loop propagates, and hftbacktest is closed exactly once."""
+    closes = []
+    original = SimulatedVenue.close
+
+    def spy(self):
+        closes.append(self._closed)
+        original(self)
+
+    monkeypatch.setattr(SimulatedVenue, "close", spy)
+    with pytest.raises(ValueError, match="scripted strategy failure"):
+        run(fed, scripted, scripted.params({"mode": 2, "fail_after": 5}))
+    assert [False] == closes
+
+
+@pytest.mark.parametrize(
+    ("values", "key"),
+    [
+        ({"mode": 7}, "strategy.params.mode"),
+        ({"qty": -1.0}, "strategy.params.qty"),
+        ({"qty": "a lot"}, "strategy.params.qty"),
+        ({"colour": 1}, "strategy.params.colour"),
+    ],
+)
+def test_invalid_strategy_params_fail_before_the_run_naming_the_key(scripted, values, key):
+    """Unknown keys, wrong types and broken invariants of strategy parameters name the key."""
+    with pytest.raises(ConfigError, match=key):
+        scripted.params(values)
+
+
+@pytest.mark.parametrize(
+    ("config", "key"),
+    [
+        (RiskConfig(max_position=-1.0), "risk.max_position"),
+        (RiskConfig(max_order_qty=float("nan")), "risk.max_order_qty"),
+        (ExecutionConfig(min_rest_ns=-5), "execution.min_rest_ns"),
+        (RuntimeConfig(evaluation="sometimes"), "runtime.evaluation"),
+        (RuntimeConfig(interval_ns=0), "runtime.interval_ns"),
+    ],
+)
+def test_invalid_runtime_configs_fail_before_the_run_naming_the_key(fed, scripted, config, key):
+    """Out-of-range Risk, Execution Control and runtime values fail before any venue is built."""
+    kwargs = {"risk": RiskConfig(), "execution": ExecutionConfig(), "runtime": RuntimeConfig()}
+    kwargs[{RiskConfig: "risk", ExecutionConfig: "execution", RuntimeConfig: "runtime"}[type(config)]] = config
+    with pytest.raises(ConfigError, match=key):
+        run_backtest(fed, scripted, scripted.params({}), VenueConfig(), **kwargs)
+
+
+def test_venue_config_errors_name_the_key(fed, scripted):
+    """Unknown model names in the venue config are refused with the key."""
+    with pytest.raises(ConfigError, match="venue.queue.model"):
+        SimulatedVenue(
+            fed, VenueConfig(queue=__import__("hftlab.venue", fromlist=["QueueConfig"]).QueueConfig(model="fifo"))
+        )
+
+
+def test_unknown_strategy_name_and_path_like_names_are_refused():
+    """A strategy is found by name in strategies/ only: unknown names and paths are refused."""
+    with pytest.raises(ConfigError, match="unknown strategy 'nope'"):
+        load_strategy("nope", PROJECT_ROOT / "strategies")
+    for name in ("../grid", "grid/x", ".grid", "os.path"):
+        with pytest.raises(ConfigError, match="strategy.name"):
+            load_strategy(name, PROJECT_ROOT / "strategies")
