@@ -115,7 +115,7 @@ def test_kill_switch_on_drawdown_and_loss():
     acct = account()
     acct[C.EQUITY] = -100.5
     assert C.kill_check(acct, RiskConfig(max_loss=100.0).as_array())
-    accepted, table = check(RiskConfig(), [(1.0, 99.5, 0.1)])
+    accepted, _ = check(RiskConfig(), [(1.0, 99.5, 0.1)])
     assert [True] == accepted
 
 

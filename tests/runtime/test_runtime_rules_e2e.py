@@ -10,7 +10,7 @@ from hftlab.feed import DatasetRef, load_events
 from hftlab.runtime import ExecutionConfig, RiskConfig, RuntimeConfig, load_strategy, run_backtest
 from hftlab.runtime import records as R
 from hftlab.storage import Catalog
-from hftlab.venue import SimulatedVenue, VenueConfig
+from hftlab.venue import QueueConfig, SimulatedVenue, VenueConfig
 from tests.conftest import PROJECT_ROOT
 
 HERE = PROJECT_ROOT / "tests" / "runtime"
@@ -147,9 +147,7 @@ def test_invalid_runtime_configs_fail_before_the_run_naming_the_key(fed, scripte
 def test_venue_config_errors_name_the_key(fed, scripted):
     """Unknown model names in the venue config are refused with the key."""
     with pytest.raises(ConfigError, match="venue.queue.model"):
-        SimulatedVenue(
-            fed, VenueConfig(queue=__import__("hftlab.venue", fromlist=["QueueConfig"]).QueueConfig(model="fifo"))
-        )
+        SimulatedVenue(fed, VenueConfig(queue=QueueConfig(model="fifo")))
 
 
 def test_unknown_strategy_name_and_path_like_names_are_refused():

@@ -76,7 +76,7 @@ class Strategy:
     module: ModuleType
 
     @property
-    def Params(self) -> Any:  # noqa: N802 - mirrors the module member
+    def Params(self) -> Any:
         return self.module.Params
 
     @property
