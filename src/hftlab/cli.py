@@ -192,6 +192,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_instrument(n, "hftbacktest")
     n.set_defaults(func=_cmd_import_npz)
 
+    sub.add_parser(
+        "run", help="run a backtest with Hydra: hftlab run [overrides] [-m] [--cfg job] [--help]", add_help=False
+    )
+    rep = sub.add_parser("reproduce", help="re-execute a stored run and compare every deterministic file")
+    rep.add_argument("run_dir", help="results/<experiment>/runs/<run_id>")
+    rep.add_argument("--data-root", default="data/canonical", help="Canonical Storage root (default: data/canonical)")
+    rep.set_defaults(func=_cmd_reproduce)
+
     lst = dsub.add_parser("list", help="list promoted datasets")
     lst.add_argument("--json", action="store_true", help="JSON array: id, version, rows, start, end, ...")
     lst.set_defaults(func=_cmd_list)
@@ -203,8 +211,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _cmd_reproduce(args: argparse.Namespace) -> int:
+    from hftlab.run.reproduce import reproduce
+    from hftlab.sweep.app import project_dir
+
+    ok, lines = reproduce(Path(args.run_dir), project_dir(), args.data_root)
+    for line in lines:
+        print(line)
+    print("reproduced: every deterministic file matches" if ok else "NOT reproduced: see the lines above")
+    return 0 if ok else 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``hftlab`` console script."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "run":
+        from hftlab.sweep.app import hydra_entry
+
+        return hydra_entry(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))

@@ -1,0 +1,152 @@
+"""Run definitions: the complete, resolved description of one run, and its id.
+
+A run definition holds everything that can change a run's outputs and nothing else: the dataset
+reference resolved to its content version, the strategy (name, source path relative to the project,
+sha256 of its source and of every local module it imports), every configuration value (venue resolved
+with the instrument's values, Risk, Execution Control, runtime, metrics), and the engine versions
+(hftlab's version and a hash of its source, hftbacktest, numba, numpy, pyarrow, Python). No wall-clock
+time, hostname or absolute path. The run id is the sha256 of its canonical JSON (first 16 hex digits).
+Non-finite floats (``inf`` limits) are written as the strings ``"inf"``/``"-inf"``.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import hashlib
+import importlib.metadata
+import math
+import platform
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from hftlab import __version__
+from hftlab.run.schema import RunConfig
+from hftlab.runtime.strategy import Strategy
+from hftlab.storage.catalog import Dataset
+from hftlab.storage.manifest import canonical_json, file_sha256
+from hftlab.venue.config import VenueConfig
+
+FORMAT = "hftlab.run/1"
+RUN_ID_LENGTH = 16
+_ENGINE_PACKAGES = ("hftbacktest", "numba", "numpy", "pyarrow")
+
+
+def jsonable(value: Any) -> Any:
+    """Plain JSON types; non-finite floats as strings; tuples as lists; dataclasses as dicts."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        value = dataclasses.asdict(value)
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    if hasattr(value, "item") and not isinstance(value, str | bytes):  # numpy scalars
+        return jsonable(value.item())
+    return value
+
+
+@cache
+def engine_source_sha256() -> str:
+    """sha256 over hftlab's own Python sources (relative paths and bytes, in path order)."""
+    root = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0")
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def engine_versions() -> dict[str, str]:
+    versions = {name: importlib.metadata.version(name) for name in _ENGINE_PACKAGES}
+    versions.update(hftlab=__version__, hftlab_source_sha256=engine_source_sha256(), python=platform.python_version())
+    return dict(sorted(versions.items()))
+
+
+def local_imports(path: Path, folder: Path, seen: set[Path] | None = None) -> dict[str, str]:
+    """sha256 of every module in ``folder`` that ``path`` imports (transitively), by relative file name."""
+    seen = seen if seen is not None else {path.resolve()}
+    found: dict[str, str] = {}
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module]
+        for name in names:
+            candidate = folder / f"{name.split('.')[0]}.py"
+            if candidate.is_file() and candidate.resolve() not in seen:
+                seen.add(candidate.resolve())
+                found[candidate.name] = file_sha256(candidate)
+                found.update(local_imports(candidate, folder, seen))
+    return dict(sorted(found.items()))
+
+
+def strategy_reference(strategy: Strategy, params: Any, project_dir: Path) -> dict[str, Any]:
+    """Name, project-relative source path, source sha256 (+ local imports) and parameters."""
+    try:
+        source = strategy.path.resolve().relative_to(project_dir.resolve()).as_posix()
+    except ValueError:
+        source = strategy.path.name
+    return {
+        "name": strategy.name,
+        "source": source,
+        "sha256": file_sha256(strategy.path),
+        "local_imports": local_imports(strategy.path, strategy.path.parent),
+        "params": jsonable(params._asdict()),
+    }
+
+
+def build_definition(
+    run: RunConfig, strategy: Strategy, params: Any, dataset: Dataset, venue: VenueConfig, project_dir: Path
+) -> dict[str, Any]:
+    """The run definition of a validated run config on a resolved dataset (venue resolved too)."""
+    m = dataset.manifest
+    return {
+        "format": FORMAT,
+        "dataset": {
+            "id": m.dataset_id,
+            "version": m.version,
+            "content_hash": m.content_hash,
+            "feeds": list(run.dataset.feeds),
+            "start": run.dataset.start,
+            "end": run.dataset.end,
+            "instrument": m.instrument.to_dict(),
+        },
+        "strategy": strategy_reference(strategy, params, project_dir),
+        "config": jsonable(
+            {
+                "venue": venue,
+                "risk": run.risk,
+                "execution": run.execution,
+                "runtime": run.runtime,
+                "metrics": run.metrics,
+            }
+        ),
+        "engine": engine_versions(),
+    }
+
+
+def run_id(definition: dict[str, Any]) -> str:
+    """The run id: sha256 of the definition's canonical JSON, first 16 hex digits."""
+    return hashlib.sha256(canonical_json(definition).encode()).hexdigest()[:RUN_ID_LENGTH]
+
+
+def config_from_definition(definition: dict[str, Any]) -> dict[str, Any]:
+    """A plain run config that re-creates the run a definition describes (for reproduce)."""
+    cfg = definition["config"]
+    return {
+        "dataset": {
+            "id": definition["dataset"]["id"],
+            "version": definition["dataset"]["version"],
+            "feeds": definition["dataset"]["feeds"],
+            "start": definition["dataset"]["start"],
+            "end": definition["dataset"]["end"],
+        },
+        "strategy": {"name": definition["strategy"]["name"], "params": definition["strategy"]["params"]},
+        "venue": cfg["venue"],
+        "risk": cfg["risk"],
+        "execution": cfg["execution"],
+        "runtime": cfg["runtime"],
+        "metrics": cfg["metrics"],
+    }
