@@ -1,0 +1,171 @@
+"""`hftlab run` and `hftlab reproduce` end to end, in temporary project copies (real Hydra, hftbacktest, Parquet)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from hftlab.run.results import deterministic_files
+from tests.conftest import PROJECT_ROOT
+
+HFTLAB = str(Path(sys.executable).with_name("hftlab"))
+SYNTH = ["data", "synth", "--id", "synthetic", "--seed", "4", "--days", "0.01", "--events-per-second", "40"]
+
+
+def hftlab(project: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1", "HFTLAB_PROJECT": str(project)}
+    out = subprocess.run([HFTLAB, *args], cwd=project, capture_output=True, text=True, env=env)
+    if check and out.returncode != 0:
+        raise AssertionError(f"hftlab {' '.join(args)} exited {out.returncode}:\n{out.stdout}\n{out.stderr}")
+    return out
+
+
+def make_project(path: Path, synth: list[str] = SYNTH) -> Path:
+    """A project copy: conf/ and strategies/ of this repository, plus its own synthetic dataset."""
+    path.mkdir(parents=True)
+    shutil.copytree(PROJECT_ROOT / "conf", path / "conf")
+    shutil.copytree(PROJECT_ROOT / "strategies", path / "strategies", ignore=shutil.ignore_patterns("__pycache__"))
+    hftlab(path, "--root", str(path / "data" / "canonical"), *synth)
+    return path
+
+
+def run_dir_of(stdout: str, project: Path) -> Path:
+    match = re.search(r"run ([0-9a-f]{16}): (done|cached)[^:]*: (\S+)", stdout)
+    assert match, stdout
+    return project / match.group(3)
+
+
+def digests(run_dir: Path) -> dict[str, str]:
+    return {rel: hashlib.sha256((run_dir / rel).read_bytes()).hexdigest() for rel in deterministic_files(run_dir)}
+
+
+@pytest.fixture(scope="module")
+def two_clones(tmp_path_factory):
+    """The same run executed in two project copies at different paths, in separate processes."""
+    base = tmp_path_factory.mktemp("clones")
+    a, b = make_project(base / "a"), make_project(base / "elsewhere" / "b")
+    run_a = run_dir_of(hftlab(a, "run").stdout, a)
+    run_b = run_dir_of(hftlab(b, "run").stdout, b)
+    return a, b, run_a, run_b
+
+
+def test_run_writes_one_complete_run_directory(two_clones):
+    """One run directory with the definition, metrics, every record table and telemetry."""
+    a, _, run_a, _ = two_clones
+    assert ["default"] == [p.name for p in (a / "results").iterdir()]
+    assert [run_a.name] == [p.name for p in (a / "results" / "default" / "runs").iterdir()]
+    assert [
+        "metrics.json", "records/dispatch.parquet", "records/fills.parquet", "records/orders.parquet",
+        "records/risk.parquet", "records/state.parquet", "records/throttles.parquet", "run.json",
+    ] == deterministic_files(run_a)  # fmt: skip
+    assert (run_a / "telemetry.json").is_file()
+    metrics = json.loads((run_a / "metrics.json").read_text())
+    assert metrics["trades"] > 0
+
+
+def test_same_run_id_and_bytes_from_another_clone_and_process(two_clones):
+    """Two clones at different paths, two processes: same run id, byte-identical deterministic files."""
+    _, _, run_a, run_b = two_clones
+    assert run_a.name == run_b.name
+    assert digests(run_a) == digests(run_b)
+
+
+def test_running_again_reuses_the_complete_result(two_clones):
+    """Running the same configuration again finds the complete result under the same run id."""
+    a, _, run_a, _ = two_clones
+    before = digests(run_a)
+    out = hftlab(a, "run")
+    assert f"run {run_a.name}: cached" in out.stdout
+    assert before == digests(run_a)
+
+
+def test_run_definition_has_no_absolute_path_hostname_or_time(two_clones):
+    """The stored definition holds no absolute path, no hostname and no wall-clock timestamp."""
+    a, _, run_a, _ = two_clones
+    text = (run_a / "run.json").read_text()
+    assert str(a) not in text and str(PROJECT_ROOT) not in text and '"/' not in text
+    assert platform.node() not in text
+    assert not re.search(r"20\d\d-\d\d-\d\d[T ]\d\d:\d\d", text)
+    definition = json.loads(text)
+    assert "strategies/grid.py" == definition["strategy"]["source"]
+    assert 64 == len(definition["strategy"]["sha256"])
+    assert {"hftbacktest", "hftlab", "hftlab_source_sha256", "numba", "numpy", "pyarrow", "python"} == set(
+        definition["engine"]
+    )
+
+
+def test_reproduce_passes_then_refuses_changed_strategy_and_missing_dataset(two_clones):
+    """reproduce matches every file; after a one-line strategy edit it refuses naming both hashes; after
+    deleting the dataset it refuses naming the missing version."""
+    _, b, _, run_b = two_clones
+    out = hftlab(b, "reproduce", str(run_b))
+    assert "reproduced: every deterministic file matches" in out.stdout
+    assert 8 == out.stdout.count("match: ")
+    definition = json.loads((run_b / "run.json").read_text())
+    source = b / "strategies" / "grid.py"
+    source.write_text(source.read_text() + "\n# an edited line\n")
+    out = hftlab(b, "reproduce", str(run_b), check=False)
+    assert 0 != out.returncode
+    assert "strategies/grid.py changed" in out.stderr and definition["strategy"]["sha256"] in out.stderr
+    assert "found " in out.stderr
+    source.write_text(source.read_text().removesuffix("\n# an edited line\n"))
+    shutil.rmtree(b / "data" / "canonical" / "synthetic")
+    out = hftlab(b, "reproduce", str(run_b), check=False)
+    assert 0 != out.returncode
+    assert definition["dataset"]["version"] in out.stderr and "is missing" in out.stderr
+
+
+@pytest.mark.parametrize(
+    ("override", "key"),
+    [
+        ("risk.foo=1", "risk.foo"),
+        ("risk.max_position=abc", "risk.max_position"),
+        ("strategy.params.order_qty=-1", "strategy.params.order_qty"),
+        ("strategy=nope", "strategy/nope"),
+        ("experiment=../escape", "experiment"),
+    ],
+)
+def test_config_errors_name_the_key_and_run_nothing(two_clones, override, key):
+    """Unknown key, wrong type, negative quantity, unknown strategy, path-like names: refused before running."""
+    a, _, _, _ = two_clones
+    before = sorted(p.name for p in (a / "results" / "default" / "runs").iterdir())
+    out = hftlab(a, "run", override, check=False)
+    assert 0 != out.returncode
+    assert key in out.stdout + out.stderr
+    assert before == sorted(p.name for p in (a / "results" / "default" / "runs").iterdir())
+
+
+def test_kill_during_a_run_leaves_nothing_complete_and_next_run_succeeds(tmp_path):
+    """kill -9 while results are being written: no complete-looking run directory; the next run completes."""
+    project = make_project(tmp_path / "p", [*SYNTH[:-4], "--days", "0.05", "--events-per-second", "40"])
+    runs = project / "results" / "default" / "runs"
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1", "HFTLAB_PROJECT": str(project)}
+    proc = subprocess.Popen([HFTLAB, "run"], cwd=project, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    killed_while_writing = False
+    deadline = time.monotonic() + 120
+    while proc.poll() is None and time.monotonic() < deadline:
+        if runs.is_dir() and any(p.name.startswith(".tmp-") for p in runs.iterdir()):
+            os.kill(proc.pid, signal.SIGKILL)
+            killed_while_writing = True
+            break
+        time.sleep(0.0005)
+    proc.wait()
+    if not killed_while_writing:
+        pytest.fail("the run finished before its temporary directory was seen; cannot test the kill")
+    leftovers = [p.name for p in runs.iterdir()]
+    assert all(name.startswith(".tmp-") for name in leftovers), leftovers
+    out = hftlab(project, "run")
+    run_dir = run_dir_of(out.stdout, project)
+    assert ": done:" in out.stdout
+    assert [run_dir.name] == [p.name for p in runs.iterdir()]
