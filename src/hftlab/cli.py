@@ -200,6 +200,10 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--data-root", default="data/canonical", help="Canonical Storage root (default: data/canonical)")
     rep.set_defaults(func=_cmd_reproduce)
 
+    status = sub.add_parser("status", help="progress of an experiment (exit 0 only when every run is complete)")
+    status.add_argument("results_dir", help="results/<experiment>")
+    status.set_defaults(func=_cmd_status)
+
     lst = dsub.add_parser("list", help="list promoted datasets")
     lst.add_argument("--json", action="store_true", help="JSON array: id, version, rows, start, end, ...")
     lst.set_defaults(func=_cmd_list)
@@ -220,6 +224,27 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
         print(line)
     print("reproduced: every deterministic file matches" if ok else "NOT reproduced: see the lines above")
     return 0 if ok else 1
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    from hftlab.sweep import manifest
+
+    exp_dir = Path(args.results_dir)
+    m = manifest.read(exp_dir)
+    if m is None:
+        raise StorageError(f"{exp_dir}: no {manifest.MANIFEST}: not an experiment directory (results/<experiment>)")
+    c = manifest.counts(m)
+    finished = c["done"] + c["cached"]
+    print(
+        f"{m['experiment']}: {finished}/{c['total']} complete (done {c['done']}, cached {c['cached']}), "
+        f"running {c['running']}, pending {c['pending']}, failed {c['failed']}"
+    )
+    for r in m["runs"]:
+        line = f"  {r['status']:8} {r.get('run_id') or '-':16} {' '.join(r['overrides'])}"
+        print(line + (f"  error: {r['error']}" if r.get("error") else ""))
+    complete = manifest.is_complete(m)
+    print("complete" if complete else "NOT complete")
+    return 0 if complete else 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:

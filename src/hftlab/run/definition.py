@@ -48,12 +48,33 @@ def jsonable(value: Any) -> Any:
     return value
 
 
+#: The parts of hftlab whose code decides a run's outputs (read, simulate, record, measure, write).
+#: Orchestration, CLI, importers (their output is pinned by the dataset's content hash) are left out,
+#: so editing them does not invalidate every cached run.
+ENGINE_SOURCES = (
+    "storage",
+    "feed.py",
+    "feed_kernels.py",
+    "venue",
+    "runtime",
+    "analysis/metrics.py",
+    "run/definition.py",
+    "run/execute.py",
+    "run/results.py",
+)
+
+
 @cache
 def engine_source_sha256() -> str:
-    """sha256 over hftlab's own Python sources (relative paths and bytes, in path order)."""
+    """sha256 over the engine's Python sources (ENGINE_SOURCES: relative paths and bytes, in path order)."""
     root = Path(__file__).resolve().parents[1]
+    files = sorted(
+        p
+        for entry in ENGINE_SOURCES
+        for p in ([root / entry] if entry.endswith(".py") else (root / entry).rglob("*.py"))
+    )
     digest = hashlib.sha256()
-    for path in sorted(root.rglob("*.py")):
+    for path in files:
         digest.update(path.relative_to(root).as_posix().encode() + b"\0")
         digest.update(path.read_bytes())
     return digest.hexdigest()

@@ -54,6 +54,14 @@ class OutputConfig:
 
 
 @dataclass
+class SweepConfig:
+    """Sweep bookkeeping (not part of any run definition)."""
+
+    #: Metrics whose best run summary.json names; a leading '-' means lower is better.
+    best_by: list[str] = field(default_factory=lambda: ["net_pnl", "sharpe_annualized", "-max_drawdown"])
+
+
+@dataclass
 class StrategyConfig:
     name: str = MISSING
     params: Any = MISSING
@@ -72,6 +80,7 @@ class RunConfig:
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
+    sweep: SweepConfig = field(default_factory=SweepConfig)
     #: Project directory (code, conf/, strategies/, data/); relative paths resolve against it.
     project_dir: str = "."
 

@@ -33,22 +33,50 @@ def job_config(cfg: DictConfig) -> dict[str, Any]:
     return data
 
 
-def _single_job(cfg: DictConfig) -> Any:
-    from hftlab.run.execute import execute
+def experiment_dir(cfg: DictConfig | dict[str, Any]) -> Path:
+    results = str(cfg["output"]["results_dir"])
+    return project_dir() / results / str(cfg["experiment"])
 
-    project = project_dir()
+
+def _shown(path: Path) -> str:
     try:
-        result = execute(job_config(cfg), project)
-    except HftlabError as exc:
-        print(f"hftlab: error: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
-    state = "cached (complete results exist)" if result.cached else "done"
-    try:
-        shown = result.path.relative_to(project)
+        return str(path.relative_to(project_dir()))
     except ValueError:
-        shown = result.path
-    print(f"run {result.run_id}: {state}: {shown}")
-    return result
+        return str(path)
+
+
+def run_job(cfg: DictConfig) -> Any:
+    """Hydra's task: one run. In a multirun, failures are recorded in the manifest, not raised."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    from hftlab.run.execute import execute
+    from hftlab.sweep import manifest
+
+    hc = HydraConfig.get()
+    multirun = hc.mode == RunMode.MULTIRUN
+    overrides = list(hc.overrides.task)
+    exp_dir = experiment_dir(cfg)
+    if multirun:
+        manifest.set_status(exp_dir, overrides, "running")
+    try:
+        result = execute(job_config(cfg), project_dir())
+    except Exception as exc:  # one failing run must not stop the sweep
+        if not multirun:
+            if isinstance(exc, HftlabError):
+                print(f"hftlab: error: {exc}", file=sys.stderr)
+                raise SystemExit(2) from None
+            raise
+        message = f"{type(exc).__name__}: {exc}"
+        manifest.set_status(exp_dir, overrides, "failed", error=message)
+        print(f"run FAILED [{' '.join(overrides)}]: {message}", file=sys.stderr)
+        return None
+    status = "cached" if result.cached else "done"
+    if multirun:
+        manifest.set_status(exp_dir, overrides, status, run_id=result.run_id)
+    detail = "cached (complete results exist)" if result.cached else "done"
+    print(f"run {result.run_id}: {detail}: {_shown(result.path)}" + (f" [{' '.join(overrides)}]" if multirun else ""))
+    return result.run_id
 
 
 def hydra_entry(argv: Sequence[str], task: Callable[[DictConfig], Any] | None = None) -> int:
@@ -66,13 +94,17 @@ def hydra_entry(argv: Sequence[str], task: Callable[[DictConfig], Any] | None = 
         )
         return 2
     register_configs(project / "strategies")
-    main = hydra.main(config_path=str(conf), config_name="config", version_base="1.3")(task or _single_job)
+    os.environ[PROJECT_ENV] = str(project)  # parallel launchers' workers inherit it
+    main = hydra.main(config_path=str(conf), config_name="config", version_base="1.3")(task or run_job)
     saved = sys.argv
     sys.argv = ["hftlab run", *argv]
+    from hftlab.sweep import callbacks
+
+    callbacks.LAST_SWEEP.clear()
     try:
         main()
     except SystemExit as exc:
         return int(exc.code or 0) if isinstance(exc.code, int | None) else 1
     finally:
         sys.argv = saved
-    return 0
+    return 1 if callbacks.LAST_SWEEP.get("failed") else 0

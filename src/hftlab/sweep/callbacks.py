@@ -1,0 +1,53 @@
+"""Hydra callback: declare a sweep's grid in its manifest at start, write its summary at the end."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+#: Outcome of the last multirun in this process (read by ``hftlab run`` for its exit code).
+LAST_SWEEP: dict[str, Any] = {}
+
+
+def sweep_points(config: DictConfig) -> tuple[list[str], list[list[str]]]:
+    """The grid definition and every job's overrides, generated the way Hydra's basic sweeper does."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    params = config.hydra.sweeper.get("params") or {}
+    grid = [f"{k}={v}" for k, v in params.items()] + list(config.hydra.overrides.task)
+    parsed = OverridesParser.create().parse_overrides(grid)
+    batches = BasicSweeper.split_arguments(parsed, None)
+    return grid, [list(job) for batch in batches for job in batch]
+
+
+class SweepCallback(Callback):
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        from hftlab.sweep import manifest
+        from hftlab.sweep.app import experiment_dir
+
+        grid, points = sweep_points(config)
+        exp_dir = experiment_dir(config)
+        manifest.start_sweep(exp_dir, grid, points)
+        print(f"sweep {config.experiment}: {len(points)} runs -> {exp_dir}")
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        from hftlab.sweep import manifest
+        from hftlab.sweep.app import experiment_dir
+        from hftlab.sweep.summary import write_summary
+
+        exp_dir: Path = experiment_dir(config)
+        m = manifest.read(exp_dir) or {"experiment": config.experiment, "grid": [], "runs": []}
+        summary = write_summary(exp_dir, m, list(config.sweep.best_by))
+        c = summary["counts"]
+        LAST_SWEEP.update(c)
+        print(
+            f"sweep {config.experiment}: {c['total']} runs: {c['done']} executed, {c['cached']} cached, "
+            f"{c['failed']} failed, {c['pending'] + c['running']} not finished; summary in {exp_dir / 'summary.csv'}"
+        )
+        for r in m["runs"]:
+            if r["status"] == "failed":
+                print(f"  failed [{' '.join(r['overrides'])}]: {r['error']}")

@@ -1,0 +1,105 @@
+"""Sweep summary: one row per grid point (parameters + metrics), and the best run per chosen metric.
+
+Written to ``results/<experiment>/summary.parquet``, ``summary.csv`` and ``summary.json``. Rows are in
+grid-point order (sorted overrides) and contain no timing, so the files are deterministic for a given
+set of results.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from hftlab.run.results import METRICS_FILE, dumps, runs_dir
+from hftlab.sweep.manifest import FINISHED, counts
+
+
+def _value(text: str) -> Any:
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return text
+
+
+def _number(x: Any) -> float | None:
+    if isinstance(x, bool) or x is None:
+        return None
+    if isinstance(x, int | float) and math.isfinite(x):
+        return float(x)
+    return None
+
+
+def summary_rows(experiment_dir: Path, manifest: dict[str, Any]) -> list[dict[str, Any]]:
+    rows = []
+    for r in manifest["runs"]:
+        row: dict[str, Any] = {"run_id": r.get("run_id"), "status": r["status"], "error": r.get("error")}
+        for override in r["overrides"]:
+            key, _, value = override.partition("=")
+            row[f"param.{key.lstrip('+~')}"] = _value(re.sub(r"\\(.)", r"\1", value))  # Hydra's escapes
+        metrics_path = runs_dir(experiment_dir.parent, experiment_dir.name) / str(r.get("run_id")) / METRICS_FILE
+        if r["status"] in FINISHED and metrics_path.is_file():
+            for k, v in json.loads(metrics_path.read_text()).items():
+                row[k] = v
+        rows.append(row)
+    return rows
+
+
+def best_runs(rows: list[dict[str, Any]], best_by: list[str]) -> dict[str, Any]:
+    """For each metric (``-name`` = lower is better): the best finished run, its value and parameters."""
+    out: dict[str, Any] = {}
+    for spec in best_by:
+        name, lower = (spec[1:], True) if spec.startswith("-") else (spec, False)
+        scored = [(v, r) for r in rows if (v := _number(r.get(name))) is not None]
+        if not scored:
+            out[name] = None
+            continue
+        # ties: the first in grid order
+        value, row = (min if lower else max)(scored, key=lambda t: t[0])
+        out[name] = {
+            "run_id": row["run_id"],
+            "value": value,
+            "goal": "min" if lower else "max",
+            "params": {k[6:]: v for k, v in row.items() if k.startswith("param.")},
+        }
+    return out
+
+
+def write_summary(experiment_dir: Path, manifest: dict[str, Any], best_by: list[str]) -> dict[str, Any]:
+    rows = summary_rows(experiment_dir, manifest)
+    columns: list[str] = []
+    for row in rows:
+        columns += [k for k in row if k not in columns]
+    table = pa.table({c: _column([_cell(row.get(c)) for row in rows]) for c in columns})
+    pq.write_table(table, experiment_dir / "summary.parquet", compression="zstd")
+    pacsv.write_csv(table, experiment_dir / "summary.csv")
+    summary = {"experiment": manifest["experiment"], "grid": manifest["grid"], "counts": counts(manifest),
+               "best": best_runs(rows, best_by)}  # fmt: skip
+    (experiment_dir / "summary.json").write_text(dumps(summary))
+    return summary
+
+
+def _column(values: list[Any]) -> pa.Array:
+    try:
+        return pa.array(values)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):  # mixed numbers and text: keep it all as text
+        return pa.array([None if v is None else str(v) for v in values])
+
+
+def _cell(value: Any) -> Any:
+    """Cells of one Parquet column must share a type: numbers as float, everything else as text."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return float(value)
+    if isinstance(value, int | float):
+        return float(value)
+    return str(value)
