@@ -49,8 +49,9 @@ def evaluate(view, params, scratch, out):
     reservation = view.mid - params.skew * view.position
     bid = min(reservation - params.half_spread, view.best_bid)
     ask = max(reservation + params.half_spread, view.best_ask)
-    bid = np.floor(bid / params.grid_interval) * params.grid_interval
-    ask = np.ceil(ask / params.grid_interval) * params.grid_interval
+    # 1e-9: 100.1 / 0.1 is 1000.9999999999999; without it the best quote would sit one grid step too deep
+    bid = np.floor(bid / params.grid_interval + 1e-9) * params.grid_interval
+    ask = np.ceil(ask / params.grid_interval - 1e-9) * params.grid_interval
     n = 0
     if view.position < params.max_position and np.isfinite(bid):
         for _ in range(params.grid_num):

@@ -133,7 +133,7 @@ def test_reproduce_passes_then_refuses_changed_strategy_and_missing_dataset(two_
         ("risk.max_position=abc", "risk.max_position"),
         ("strategy.params.order_qty=-1", "strategy.params.order_qty"),
         ("strategy=nope", "strategy/nope"),
-        ("experiment=../escape", "experiment"),
+        ("experiment_name=../escape", "experiment_name"),
     ],
 )
 def test_config_errors_name_the_key_and_run_nothing(two_clones, override, key):

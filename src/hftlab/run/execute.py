@@ -46,7 +46,7 @@ def execute(
 ) -> RunResult:
     """Run one backtest unless complete results for its run id exist (the content-addressed run cache)."""
     run, strategy, params, dataset, catalog, definition, rid = prepare(config, project_dir)
-    runs = runs_dir(results_dir or project_dir / run.output.results_dir, run.experiment)
+    runs = runs_dir(results_dir or project_dir / run.output.results_dir, run.experiment_name)
     target = runs / rid
     if is_complete(target) and not force:
         return RunResult(rid, target, True, target / "metrics.json")

@@ -69,7 +69,7 @@ def reproduce(run_dir: Path, project_dir: Path, data_root: str = "data/canonical
     lines = [f"warning: {w}" for w in check_inputs(definition, project_dir, data_root)]
     config = config_from_definition(definition)
     config["dataset"]["root"] = data_root
-    config["experiment"] = "reproduce"
+    config["experiment_name"] = "reproduce"
     tmp = Path(tempfile.mkdtemp(prefix="hftlab-reproduce-"))
     try:
         result = execute(config, project_dir, results_dir=tmp, force=True)

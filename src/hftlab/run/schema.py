@@ -71,7 +71,7 @@ class StrategyConfig:
 class RunConfig:
     """Everything one run reads."""
 
-    experiment: str = "default"
+    experiment_name: str = "default"  #: names results/<experiment_name>; set by conf/experiment/<name>.yaml
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
     strategy: StrategyConfig = field(default_factory=StrategyConfig)
     venue: VenueConfig = field(default_factory=VenueConfig)
@@ -141,7 +141,7 @@ def typed_config(data: dict[str, Any], strategies_dir: Path) -> tuple[RunConfig,
     except OmegaConfBaseException as exc:
         key = getattr(exc, "full_key", None) or ""
         raise ConfigError(f"{key}: {str(exc).splitlines()[0]}") from None
-    for key, value in (("experiment", run.experiment), ("dataset.id", run.dataset.id)):
+    for key, value in (("experiment_name", run.experiment_name), ("dataset.id", run.dataset.id)):
         try:
             check_name(key, value)
         except ValueError as exc:

@@ -201,7 +201,8 @@ def risk_check(acct, risk, wanted, n_wanted, accepted, rules, mid, now, rec, cou
     each rejection.
 
     Position limits count the position plus every accepted wanted order on the same side (wanted
-    orders replace working ones), so the limit holds if all of them fill.
+    orders replace working ones), so the limit holds if all of them fill; half a lot of slack absorbs
+    float sums of lot multiples (0.1 + 0.2 > 0.3).
     """
     tick = acct[TICK]
     lot = acct[LOT]
@@ -245,11 +246,11 @@ def risk_check(acct, risk, wanted, n_wanted, accepted, rules, mid, now, rec, cou
             rule = R.RULE_PRICE_BAND
             value = abs(price - mid) / mid
             limit = risk[R_PRICE_BAND]
-        elif side > 0 and acct[POSITION] + buy_total + qty > risk[R_MAX_POSITION]:
+        elif side > 0 and acct[POSITION] + buy_total + qty > risk[R_MAX_POSITION] + 0.5 * lot:
             rule = R.RULE_MAX_POSITION
             value = acct[POSITION] + buy_total + qty
             limit = risk[R_MAX_POSITION]
-        elif side < 0 and -(acct[POSITION] - sell_total - qty) > risk[R_MAX_POSITION]:
+        elif side < 0 and -(acct[POSITION] - sell_total - qty) > risk[R_MAX_POSITION] + 0.5 * lot:
             rule = R.RULE_MAX_POSITION
             value = -(acct[POSITION] - sell_total - qty)
             limit = risk[R_MAX_POSITION]

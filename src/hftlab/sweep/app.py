@@ -35,7 +35,7 @@ def job_config(cfg: DictConfig) -> dict[str, Any]:
 
 def experiment_dir(cfg: DictConfig | dict[str, Any]) -> Path:
     results = str(cfg["output"]["results_dir"])
-    return project_dir() / results / str(cfg["experiment"])
+    return project_dir() / results / str(cfg["experiment_name"])
 
 
 def _shown(path: Path) -> str:

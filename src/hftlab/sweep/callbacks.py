@@ -32,7 +32,7 @@ class SweepCallback(Callback):
         grid, points = sweep_points(config)
         exp_dir = experiment_dir(config)
         manifest.start_sweep(exp_dir, grid, points)
-        print(f"sweep {config.experiment}: {len(points)} runs -> {exp_dir}")
+        print(f"sweep {config.experiment_name}: {len(points)} runs -> {exp_dir}")
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         from hftlab.sweep import manifest
@@ -40,12 +40,12 @@ class SweepCallback(Callback):
         from hftlab.sweep.summary import write_summary
 
         exp_dir: Path = experiment_dir(config)
-        m = manifest.read(exp_dir) or {"experiment": config.experiment, "grid": [], "runs": []}
+        m = manifest.read(exp_dir) or {"experiment": config.experiment_name, "grid": [], "runs": []}
         summary = write_summary(exp_dir, m, list(config.sweep.best_by))
         c = summary["counts"]
         LAST_SWEEP.update(c)
         print(
-            f"sweep {config.experiment}: {c['total']} runs: {c['done']} executed, {c['cached']} cached, "
+            f"sweep {config.experiment_name}: {c['total']} runs: {c['done']} executed, {c['cached']} cached, "
             f"{c['failed']} failed, {c['pending'] + c['running']} not finished; summary in {exp_dir / 'summary.csv'}"
         )
         for r in m["runs"]:

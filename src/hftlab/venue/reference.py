@@ -50,8 +50,8 @@ def plain_grid_loop(hbt, interval, grid_num, grid_interval, half_spread, skew, o
         if not np.isfinite(mid):
             continue
         reservation = mid - skew * position
-        bid = np.floor(min(reservation - half_spread, best_bid) / grid_interval) * grid_interval
-        ask = np.ceil(max(reservation + half_spread, best_ask) / grid_interval) * grid_interval
+        bid = np.floor(min(reservation - half_spread, best_bid) / grid_interval + 1e-9) * grid_interval
+        ask = np.ceil(max(reservation + half_spread, best_ask) / grid_interval - 1e-9) * grid_interval
         new_bids = Dict.empty(np.uint64, np.float64)
         if position < max_position and np.isfinite(bid):
             for _ in range(grid_num):

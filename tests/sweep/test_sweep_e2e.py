@@ -1,0 +1,146 @@
+"""Sweeps end to end: Hydra multirun forms, manifest and summary, run cache, failures, resume, parallel, concurrency."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from tests.run.test_run_e2e import HFTLAB, digests, hftlab, make_project
+
+GRID = ("-m", "experiment=grid_sweep")
+
+
+def manifest(project: Path, experiment: str) -> dict:
+    return json.loads((project / "results" / experiment / "manifest.json").read_text())
+
+
+def run_dirs(project: Path, experiment: str) -> dict[str, dict[str, str]]:
+    runs = project / "results" / experiment / "runs"
+    return {p.name: digests(p) for p in sorted(runs.iterdir()) if not p.name.startswith(".")}
+
+
+@pytest.fixture(scope="module")
+def swept(tmp_path_factory):
+    """A project where the named experiment's grid (3 x 2) has run once, serially."""
+    project = make_project(tmp_path_factory.mktemp("sweep") / "p")
+    out = hftlab(project, "run", *GRID)
+    return project, out
+
+
+def test_named_experiment_sweep_completes_with_one_summary_row_per_point(swept):
+    """`run -m experiment=grid_sweep`: 6 runs done, status reports complete, summary has 6 rows."""
+    project, out = swept
+    assert "6 runs: 6 executed, 0 cached, 0 failed" in out.stdout
+    status = hftlab(project, "status", "results/grid_sweep")
+    assert "6/6 complete" in status.stdout and status.stdout.rstrip().endswith("complete")
+    table = pq.read_table(project / "results" / "grid_sweep" / "summary.parquet")
+    assert 6 == table.num_rows
+    assert {0.1, 0.2, 0.4} == set(table.column("param.strategy.params.half_spread").to_pylist())
+    assert {0.0, 0.5} == set(table.column("param.strategy.params.skew").to_pylist())
+    assert 7 == len((project / "results" / "grid_sweep" / "summary.csv").read_text().splitlines())
+    summary = json.loads((project / "results" / "grid_sweep" / "summary.json").read_text())
+    assert 6 == summary["counts"]["done"] and 6 == summary["counts"]["total"]
+    net = table.column("net_pnl").to_pylist()
+    assert max(net) == summary["best"]["net_pnl"]["value"]
+    m = manifest(project, "grid_sweep")
+    assert ["strategy.params.half_spread=0.1,0.2,0.4", "strategy.params.skew=0.0,0.5", "experiment=grid_sweep"] == m[
+        "grid"
+    ]
+    assert all(r["status"] == "done" and len(r["run_id"]) == 16 for r in m["runs"])
+
+
+def test_rerunning_the_same_sweep_executes_nothing(swept):
+    """The same sweep again: 0 executed, 6 cached, results untouched."""
+    project, _ = swept
+    before = run_dirs(project, "grid_sweep")
+    out = hftlab(project, "run", *GRID)
+    assert "6 runs: 0 executed, 6 cached, 0 failed" in out.stdout
+    assert before == run_dirs(project, "grid_sweep")
+
+
+def test_command_line_sweep_changing_one_point_executes_one(swept):
+    """A sweep from the command line; changing one grid value executes exactly that one run."""
+    project, _ = swept
+    first = hftlab(project, "run", "-m", "experiment_name=cli_sweep", "strategy.params.half_spread=0.1,0.2")
+    assert "2 runs: 2 executed, 0 cached" in first.stdout
+    second = hftlab(project, "run", "-m", "experiment_name=cli_sweep", "strategy.params.half_spread=0.1,0.3")
+    assert "2 runs: 1 executed, 1 cached" in second.stdout
+    assert 3 == len(run_dirs(project, "cli_sweep"))
+    assert 2 == len(manifest(project, "cli_sweep")["runs"])
+
+
+def test_a_failing_run_is_recorded_and_the_others_complete(swept):
+    """One invalid grid point fails with its message in the manifest; the rest complete; exit code non-zero."""
+    project, _ = swept
+    out = hftlab(
+        project, "run", "-m", "experiment_name=with_failure", "strategy.params.order_qty=0.01,-1,0.02", check=False
+    )
+    assert 0 != out.returncode
+    assert "1 failed" in out.stdout and "order_qty" in out.stdout
+    m = manifest(project, "with_failure")
+    by_status = {r["status"]: r for r in m["runs"]}
+    assert {"done", "failed"} == set(by_status)
+    assert 2 == sum(r["status"] == "done" for r in m["runs"])
+    assert "strategy.params.order_qty" in by_status["failed"]["error"]
+    status = hftlab(project, "status", "results/with_failure", check=False)
+    assert 1 == status.returncode and "failed 1" in status.stdout
+
+
+def test_parallel_launcher_gives_the_same_bytes_as_serial(swept, tmp_path):
+    """The joblib launcher (worker processes) produces the same run ids and bytes as the serial sweep."""
+    project, _ = swept
+    other = make_project(tmp_path / "parallel")
+    out = hftlab(other, "run", *GRID, "hydra/launcher=parallel")
+    assert "6 runs: 6 executed" in out.stdout
+    assert run_dirs(project, "grid_sweep") == run_dirs(other, "grid_sweep")
+
+
+def test_kill_mid_sweep_then_resume_runs_only_the_missing(tmp_path):
+    """kill -9 after some runs finished: the next sweep executes only what is missing."""
+    project = make_project(tmp_path / "p")
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1", "HFTLAB_PROJECT": str(project)}
+    proc = subprocess.Popen(
+        [HFTLAB, "run", *GRID], cwd=project, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )  # fmt: skip
+    path = project / "results" / "grid_sweep" / "manifest.json"
+    deadline = time.monotonic() + 180
+    done = 0
+    while proc.poll() is None and time.monotonic() < deadline:
+        if path.is_file():
+            done = sum(r["status"] == "done" for r in json.loads(path.read_text())["runs"])
+            if done >= 2:
+                os.killpg(proc.pid, signal.SIGKILL)
+                break
+        time.sleep(0.02)
+    proc.wait()
+    assert 2 <= done < 6, f"could not interrupt the sweep mid-way (done={done})"
+    complete = len(run_dirs(project, "grid_sweep"))
+    out = hftlab(project, "run", *GRID)
+    assert f"6 runs: {6 - complete} executed, {complete} cached, 0 failed" in out.stdout
+    assert 0 == hftlab(project, "status", "results/grid_sweep").returncode
+
+
+def test_two_sweeps_at_once_do_not_corrupt_each_other(tmp_path):
+    """Two sweeps of one experiment started together both succeed; manifest and results stay whole."""
+    project = make_project(tmp_path / "p")
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1", "HFTLAB_PROJECT": str(project)}
+    procs = [
+        subprocess.Popen(
+            [HFTLAB, "run", *GRID], cwd=project, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        for _ in range(2)
+    ]
+    assert [0, 0] == [p.wait(timeout=300) for p in procs]
+    m = manifest(project, "grid_sweep")
+    assert 6 == len(m["runs"]) and all(r["status"] in ("done", "cached") for r in m["runs"])
+    dirs = run_dirs(project, "grid_sweep")
+    assert {r["run_id"] for r in m["runs"]} == set(dirs)
+    assert 0 == hftlab(project, "status", "results/grid_sweep").returncode
