@@ -200,6 +200,25 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--data-root", default="data/canonical", help="Canonical Storage root (default: data/canonical)")
     rep.set_defaults(func=_cmd_reproduce)
 
+    rp = sub.add_parser("run-params", help="one run with the Hydra overrides a DVC params file holds (dvc exp run -S)")
+    rp.add_argument("params", help="params.yaml: its strategy/dataset/venue/risk/execution/runtime/metrics sections")
+    rp.add_argument("--experiment-name", default="dvc_experiment", help="results folder (default: dvc_experiment)")
+    rp.add_argument("--metrics", help="also copy the run's metrics.json here (a DVC metrics file)")
+    rp.set_defaults(func=_cmd_run_params)
+
+    df = sub.add_parser("diff", help="Markdown of config and metric changes between git revisions (for a pull request)")
+    df.add_argument("base", nargs="?", default="main", help="base revision (default: main)")
+    df.add_argument("head", nargs="?", default=None, help="head revision (default: the working tree)")
+    df.add_argument("--plots", default="reports/diff", help="folder for PNG charts ('' for none)")
+    df.add_argument("--output", help="write the Markdown here instead of stdout")
+    df.set_defaults(func=_cmd_diff)
+
+    rp2 = sub.add_parser("report", help="HTML report (images embedded) and PNGs per experiment")
+    rp2.add_argument("results", help="results (every experiment) or results/<experiment>")
+    rp2.add_argument("--out", default="reports", help="output folder (default: reports)")
+    rp2.add_argument("--metric", default="net_pnl", help="metric choosing the best run and colouring heatmaps")
+    rp2.set_defaults(func=_cmd_report)
+
     status = sub.add_parser("status", help="progress of an experiment (exit 0 only when every run is complete)")
     status.add_argument("results_dir", help="results/<experiment>")
     status.set_defaults(func=_cmd_status)
@@ -224,6 +243,31 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
         print(line)
     print("reproduced: every deterministic file matches" if ok else "NOT reproduced: see the lines above")
     return 0 if ok else 1
+
+
+def _cmd_run_params(args: argparse.Namespace) -> int:
+    from hftlab.sweep.app import run_from_params
+
+    return run_from_params(Path(args.params), args.experiment_name, Path(args.metrics) if args.metrics else None)
+
+
+def _cmd_diff(args: argparse.Namespace) -> int:
+    from hftlab.analysis.diff import diff_markdown
+
+    text = diff_markdown(Path("."), args.base, args.head, Path(args.plots) if args.plots else None)
+    if args.output:
+        Path(args.output).write_text(text)
+    else:
+        print(text, end="")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from hftlab.analysis.report import report
+
+    for index in report(Path(args.results), Path(args.out), args.metric):
+        print(f"report: {index}")
+    return 0
 
 
 def _cmd_status(args: argparse.Namespace) -> int:

@@ -46,7 +46,7 @@ def test_named_experiment_sweep_completes_with_one_summary_row_per_point(swept):
     assert {0.0, 0.5} == set(table.column("param.strategy.params.skew").to_pylist())
     assert 7 == len((project / "results" / "grid_sweep" / "summary.csv").read_text().splitlines())
     summary = json.loads((project / "results" / "grid_sweep" / "summary.json").read_text())
-    assert 6 == summary["counts"]["done"] and 6 == summary["counts"]["total"]
+    assert {"total": 6, "complete": 6, "failed": 0} == summary["counts"]
     net = table.column("net_pnl").to_pylist()
     assert max(net) == summary["best"]["net_pnl"]["value"]
     m = manifest(project, "grid_sweep")

@@ -108,3 +108,59 @@ def hydra_entry(argv: Sequence[str], task: Callable[[DictConfig], Any] | None = 
     finally:
         sys.argv = saved
     return 1 if callbacks.LAST_SWEEP.get("failed") else 0
+
+
+#: Sections of a DVC params file that are run configuration (the rest, like ``experiments``, is not).
+PARAM_SECTIONS = ("dataset", "strategy", "venue", "risk", "execution", "runtime", "metrics")
+
+
+def params_overrides(params: dict[str, Any]) -> list[str]:
+    """Hydra overrides from the run-config sections of a DVC params file (``strategy.name`` picks the group)."""
+    out: list[str] = []
+
+    def walk(prefix: str, value: Any) -> None:
+        if isinstance(value, dict):
+            for k in sorted(value):
+                walk(f"{prefix}.{k}" if prefix else str(k), value[k])
+        elif prefix == "strategy.name":
+            out.insert(0, f"strategy={value}")
+        else:
+            text = (
+                "null"
+                if value is None
+                else ("[" + ",".join(map(str, value)) + "]" if isinstance(value, list) else str(value))
+            )
+            out.append(f"{prefix}={text}")
+
+    for section in PARAM_SECTIONS:
+        if section in params:
+            walk(section, params[section])
+    return out
+
+
+def run_from_params(params_file: Path, experiment_name: str, metrics_out: Path | None) -> int:
+    """One run: conf/ composed with the overrides in ``params_file`` (what ``dvc exp run -S`` edits)."""
+    import shutil
+
+    import yaml
+    from hydra import compose, initialize_config_dir
+
+    from hftlab.run.execute import execute
+    from hftlab.run.schema import register_configs
+
+    project = project_dir()
+    params = yaml.safe_load(params_file.read_text()) or {}
+    overrides = [*params_overrides(params), f"experiment_name={experiment_name}"]
+    register_configs(project / "strategies")
+    with initialize_config_dir(config_dir=str(project / "conf"), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=overrides)
+    result = execute(job_config(cfg), project)
+    state = "cached (complete results exist)" if result.cached else "done"
+    print(f"run {result.run_id}: {state}: {_shown(result.path)} [{' '.join(overrides)}]")
+    from hftlab.sweep import manifest
+
+    manifest.prune_runs(result.path.parent.parent, {"runs": [{"run_id": result.run_id}]})
+    if metrics_out is not None:
+        metrics_out.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(result.metrics_path, metrics_out)
+    return 0

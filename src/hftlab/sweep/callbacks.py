@@ -41,8 +41,12 @@ class SweepCallback(Callback):
 
         exp_dir: Path = experiment_dir(config)
         m = manifest.read(exp_dir) or {"experiment": config.experiment_name, "grid": [], "runs": []}
-        summary = write_summary(exp_dir, m, list(config.sweep.best_by))
-        c = summary["counts"]
+        if config.sweep.prune:
+            pruned = manifest.prune_runs(exp_dir, m)
+            if pruned:
+                print(f"sweep {config.experiment_name}: removed {pruned} run directories outside the grid")
+        write_summary(exp_dir, m, list(config.sweep.best_by))
+        c = manifest.counts(m)
         LAST_SWEEP.update(c)
         print(
             f"sweep {config.experiment_name}: {c['total']} runs: {c['done']} executed, {c['cached']} cached, "

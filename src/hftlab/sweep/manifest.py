@@ -107,3 +107,18 @@ def counts(manifest: dict[str, Any]) -> dict[str, int]:
 
 def is_complete(manifest: dict[str, Any]) -> bool:
     return bool(manifest["runs"]) and all(r["status"] in FINISHED for r in manifest["runs"])
+
+
+def prune_runs(experiment_dir: Path, manifest: dict[str, Any]) -> int:
+    """Delete run directories not referenced by the manifest's current grid; return how many."""
+    import shutil
+
+    keep = {r.get("run_id") for r in manifest["runs"]}
+    runs = experiment_dir / "runs"
+    removed = 0
+    if runs.is_dir():
+        for p in sorted(runs.iterdir()):
+            if p.is_dir() and not p.name.startswith(".") and p.name not in keep:
+                shutil.rmtree(p)
+                removed += 1
+    return removed

@@ -20,6 +20,9 @@ import pyarrow.parquet as pq
 from hftlab.run.results import METRICS_FILE, dumps, runs_dir
 from hftlab.sweep.manifest import FINISHED, counts
 
+#: Overrides that choose where results go, not what a run does: not parameter columns.
+_NOT_PARAMS = ("experiment", "sweep.", "hydra", "output.")
+
 
 def _value(text: str) -> Any:
     for cast in (int, float):
@@ -44,6 +47,8 @@ def summary_rows(experiment_dir: Path, manifest: dict[str, Any]) -> list[dict[st
         row: dict[str, Any] = {"run_id": r.get("run_id"), "status": r["status"], "error": r.get("error")}
         for override in r["overrides"]:
             key, _, value = override.partition("=")
+            if key.lstrip("+~").startswith(_NOT_PARAMS):
+                continue
             row[f"param.{key.lstrip('+~')}"] = _value(re.sub(r"\\(.)", r"\1", value))  # Hydra's escapes
         metrics_path = runs_dir(experiment_dir.parent, experiment_dir.name) / str(r.get("run_id")) / METRICS_FILE
         if r["status"] in FINISHED and metrics_path.is_file():
@@ -81,8 +86,14 @@ def write_summary(experiment_dir: Path, manifest: dict[str, Any], best_by: list[
     table = pa.table({c: _column([_cell(row.get(c)) for row in rows]) for c in columns})
     pq.write_table(table, experiment_dir / "summary.parquet", compression="zstd")
     pacsv.write_csv(table, experiment_dir / "summary.csv")
-    summary = {"experiment": manifest["experiment"], "grid": manifest["grid"], "counts": counts(manifest),
-               "best": best_runs(rows, best_by)}  # fmt: skip
+    c = counts(manifest)
+    # Deterministic for a given set of results: no executed-vs-cached split, no timing.
+    summary = {
+        "experiment": manifest["experiment"],
+        "grid": manifest["grid"],
+        "counts": {"total": c["total"], "complete": c["done"] + c["cached"], "failed": c["failed"]},
+        "best": best_runs(rows, best_by),
+    }
     (experiment_dir / "summary.json").write_text(dumps(summary))
     return summary
 

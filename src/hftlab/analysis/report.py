@@ -1,0 +1,172 @@
+"""``hftlab report RESULTS_DIR``: a self-contained HTML report per experiment, with its PNGs.
+
+For each experiment under RESULTS_DIR (``results`` or ``results/<experiment>``) it writes
+``<out>/<experiment>/index.html`` (every image embedded as base64, no network resource) and the PNGs
+beside it: for the experiment's best run by the chosen metric (or its only run) equity and drawdown,
+inventory, fills on the price path and the markout curve, plus a tear sheet of its metrics; for a sweep,
+a heatmap of two swept parameters against the metric and a parameter-sensitivity view, and the table
+of all runs. Outputs are deterministic for given results.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow.parquet as pq
+
+from hftlab.analysis import plots
+from hftlab.analysis.metrics import markouts
+from hftlab.errors import HftlabError
+from hftlab.run.results import METRICS_FILE, RECORDS_DIR, RUN_FILE
+from hftlab.sweep import manifest as M
+from hftlab.sweep.summary import summary_rows
+
+MARKOUT_CURVE_S = (0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300)
+STYLE = """body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}
+table{border-collapse:collapse;font-size:12px}td,th{border:1px solid #ccc;padding:3px 6px;text-align:right}
+th{background:#f3f3f3}img{max-width:100%;border:1px solid #eee;margin:6px 0}code{background:#f6f6f6}"""
+
+
+def _read_table(run_dir: Path, name: str) -> np.ndarray:
+    table = pq.read_table(run_dir / RECORDS_DIR / f"{name}.parquet")
+    cols = {c: table.column(c).to_numpy() for c in table.column_names}
+    out = np.zeros(table.num_rows, dtype=[(c, v.dtype) for c, v in cols.items()])
+    for c, v in cols.items():
+        out[c] = v
+    return out
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return "" if not math.isfinite(v) else f"{v:.6g}"
+    return "" if v is None else html.escape(str(v))
+
+
+def _table(rows: list[dict[str, Any]], columns: list[str]) -> str:
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    body = "".join("<tr>" + "".join(f"<td>{_fmt(r.get(c))}</td>" for c in columns) + "</tr>" for r in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _img(path: Path, caption: str) -> str:
+    data = base64.b64encode(path.read_bytes()).decode()
+    return f'<figure><img alt="{html.escape(caption)}" src="data:image/png;base64,{data}"><figcaption>{html.escape(caption)}</figcaption></figure>'
+
+
+def _choose(rows: list[dict[str, Any]], metric: str) -> dict[str, Any] | None:
+    scored = [r for r in rows if isinstance(r.get(metric), int | float) and math.isfinite(r[metric])]
+    return max(scored, key=lambda r: r[metric]) if scored else (rows[0] if rows else None)
+
+
+def _run_figures(run_dir: Path, out: Path) -> list[str]:
+    state, fills = _read_table(run_dir, "state"), _read_table(run_dir, "fills")
+    parts = [
+        _img(plots.equity_drawdown(state, out / "equity_drawdown.png"), "Equity and drawdown"),
+        _img(plots.inventory(state, out / "inventory.png"), "Inventory"),
+        _img(plots.fills_on_price(state, fills, out / "fills_on_price.png"), "Fills on the price path"),
+    ]
+    horizons = [int(h * 1e9) for h in MARKOUT_CURVE_S]
+    m = markouts(
+        fills["local_ts"], fills["side"].astype(float), fills["price"], state["local_ts"], state["mid"], horizons
+    )
+    bps = np.array([np.nan if m[f"markout_{h:g}s_bps"] is None else m[f"markout_{h:g}s_bps"] for h in MARKOUT_CURVE_S])
+    parts.append(_img(plots.markout_curve(np.array(MARKOUT_CURVE_S), bps, out / "markout_curve.png"), "Markout curve"))
+    return parts
+
+
+def _sweep_figures(rows: list[dict[str, Any]], metric: str, out: Path) -> list[str]:
+    params = [k for k in rows[0] if k.startswith("param.") and len({r.get(k) for r in rows}) > 1] if rows else []
+    parts: list[str] = []
+    if not params:
+        return parts
+    series = {}
+    for p in params:
+        values = sorted({r[p] for r in rows}, key=lambda v: (isinstance(v, str), v))
+        means = [float(np.nanmean([_num(r.get(metric)) for r in rows if r[p] == v])) for v in values]
+        series[p] = (values, means)
+    parts.append(_img(plots.sensitivity(series, metric, out / "sensitivity.png"), "Parameter sensitivity"))
+    if len(params) >= 2:
+        px, py = params[0], params[1]
+        xs, ys = series[px][0], series[py][0]
+        grid = np.full((len(ys), len(xs)), np.nan)
+        for i, y in enumerate(ys):
+            for j, x in enumerate(xs):
+                vals = [_num(r.get(metric)) for r in rows if r[px] == x and r[py] == y]
+                grid[i, j] = np.nanmean(vals) if vals else np.nan
+        label = lambda p: p.removeprefix("param.")  # noqa: E731
+        parts.append(_img(plots.heatmap(xs, ys, grid, label(px), label(py), metric, out / "heatmap.png"), "Heatmap"))
+    return parts
+
+
+def _num(v: Any) -> float:
+    return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else float("nan")
+
+
+def experiment_report(exp_dir: Path, out: Path, metric: str = "net_pnl") -> Path:
+    """Write ``out/index.html`` and PNGs for one experiment directory; return the HTML path."""
+    m = M.read(exp_dir)
+    runs = exp_dir / "runs"
+    if m is None:  # a single run without a sweep manifest: report every run directory
+        ids = sorted(p.name for p in runs.iterdir() if (p / RUN_FILE).is_file()) if runs.is_dir() else []
+        m = {
+            "experiment": exp_dir.name,
+            "grid": [],
+            "runs": [{"key": i, "overrides": [], "run_id": i, "status": "done"} for i in ids],
+        }
+    rows = summary_rows(exp_dir, m)
+    if not rows:
+        raise HftlabError(f"{exp_dir}: no runs to report")
+    out.mkdir(parents=True, exist_ok=True)
+    best = _choose(rows, metric)
+    parts = [f"<h1>Experiment {html.escape(exp_dir.name)}</h1>"]
+    if m["grid"]:
+        parts.append("<p>Grid: " + " ".join(f"<code>{html.escape(g)}</code>" for g in m["grid"]) + "</p>")
+    counts = M.counts(m)
+    parts.append(
+        f"<p>{counts['total']} runs: {counts['done'] + counts['cached']} complete, {counts['failed']} failed.</p>"
+    )
+    if best and best.get("run_id") and (runs / best["run_id"] / METRICS_FILE).is_file():
+        run_dir = runs / best["run_id"]
+        parts.append(f"<h2>Run {best['run_id']} (best by {html.escape(metric)})</h2>")
+        params = {k[6:]: v for k, v in best.items() if k.startswith("param.")}
+        if params:
+            parts.append(
+                "<p>" + ", ".join(f"<code>{html.escape(k)}={_fmt(v)}</code>" for k, v in params.items()) + "</p>"
+            )
+        metrics = json.loads((run_dir / METRICS_FILE).read_text())
+        parts.append(
+            "<h3>Tear sheet</h3>" + _table([{"metric": k, "value": v} for k, v in metrics.items()], ["metric", "value"])
+        )
+        parts += _run_figures(run_dir, out)
+    if len(rows) > 1:
+        parts.append("<h2>Sweep</h2>")
+        parts += _sweep_figures(rows, metric, out)
+        columns = [c for c in rows[0] if c.startswith("param.")] + [
+            "run_id",
+            "status",
+            metric,
+            "sharpe_annualized",
+            "max_drawdown",
+            "trades",
+        ]
+        parts.append(_table(rows, columns))
+    page = f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(exp_dir.name)}</title><style>{STYLE}</style></head><body>{''.join(parts)}</body></html>\n"
+    index = out / "index.html"
+    index.write_text(page)
+    return index
+
+
+def report(results: Path, out: Path, metric: str = "net_pnl") -> list[Path]:
+    """Reports for ``results/<experiment>`` or for every experiment under ``results``."""
+    if (results / "runs").is_dir() or (results / M.MANIFEST).is_file():
+        return [experiment_report(results, out / results.name, metric)]
+    exps = sorted(p for p in results.iterdir() if p.is_dir() and (p / "runs").is_dir()) if results.is_dir() else []
+    if not exps:
+        raise HftlabError(f"{results}: no experiments (results/<experiment>/runs) to report")
+    return [experiment_report(e, out / e.name, metric) for e in exps]
