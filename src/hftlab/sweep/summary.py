@@ -44,7 +44,9 @@ def _number(x: Any) -> float | None:
 def summary_rows(experiment_dir: Path, manifest: dict[str, Any]) -> list[dict[str, Any]]:
     rows = []
     for r in manifest["runs"]:
-        row: dict[str, Any] = {"run_id": r.get("run_id"), "status": r["status"], "error": r.get("error")}
+        # "done" and "cached" both mean complete: which one depends on history, not on the results.
+        status = "complete" if r["status"] in FINISHED else r["status"]
+        row: dict[str, Any] = {"run_id": r.get("run_id"), "status": status, "error": r.get("error")}
         for override in r["overrides"]:
             key, _, value = override.partition("=")
             if key.lstrip("+~").startswith(_NOT_PARAMS):

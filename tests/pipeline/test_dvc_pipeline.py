@@ -1,0 +1,113 @@
+"""The DVC pipeline on real clones of this repository: reproduce the committed results, run cache,
+push/pull, DVC experiments. Tests run in order and share two clones (this is one workflow)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import PROJECT_ROOT
+
+pytestmark = pytest.mark.slow
+BIN = str(Path(sys.executable).parent)
+
+
+def sh(cwd: Path, *cmd: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1", "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    env.pop("HFTLAB_PROJECT", None)
+    out = subprocess.run(list(cmd), cwd=cwd, capture_output=True, text=True, env=env)
+    if check and out.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} exited {out.returncode}:\n{out.stdout}\n{out.stderr}")
+    return out
+
+
+def clone(target: Path) -> Path:
+    committed = sh(PROJECT_ROOT, "git", "rev-parse", "HEAD").stdout.strip()
+    sh(target.parent, "git", "clone", "-q", str(PROJECT_ROOT), target.name)
+    sh(target, "git", "checkout", "-q", committed)
+    sh(target, "git", "config", "user.email", "test@hftlab.invalid")
+    sh(target, "git", "config", "user.name", "hftlab test")
+    return target
+
+
+def changed_stages(repo: Path) -> set[str]:
+    out = sh(repo, "dvc", "status", "--json").stdout
+    return set(json.loads(out or "{}"))
+
+
+@pytest.fixture(scope="module")
+def place(tmp_path_factory) -> Path:
+    """A folder holding the clones and the default remote (../hftlab-dvc-remote of each clone)."""
+    return tmp_path_factory.mktemp("pipeline")
+
+
+@pytest.fixture(scope="module")
+def clone_a(place: Path) -> Path:
+    return clone(place / "a")
+
+
+def test_fresh_clone_reproduces_the_committed_experiments_bit_identically(clone_a: Path):
+    """Fresh clone + the pipeline: dvc.lock and the committed metrics are unchanged (git status clean)."""
+    out = sh(clone_a, "dvc", "repro")
+    assert "Running stage 'experiment@grid_sweep'" in out.stdout
+    assert "" == sh(clone_a, "git", "status", "--porcelain").stdout
+
+
+def test_no_op_repro_and_status_report_up_to_date(clone_a: Path):
+    """With nothing changed, repro runs nothing (its speed is measured in benchmarks/dvc_noop.py)."""
+    assert "Data and pipelines are up to date." in sh(clone_a, "dvc", "repro").stdout
+    assert set() == changed_stages(clone_a)
+
+
+def test_forced_repro_leaves_the_lock_unchanged(clone_a: Path):
+    """`dvc repro -f` at another path re-runs every stage and reproduces every hash in dvc.lock."""
+    out = sh(clone_a, "dvc", "repro", "-f")
+    assert "0 executed, 6 cached" in out.stdout  # the run cache: nothing changed, nothing re-executed
+    assert "" == sh(clone_a, "git", "status", "--porcelain").stdout
+
+
+def test_push_then_pull_in_another_clone_restores_results_without_running(clone_a: Path, place: Path):
+    """dvc push to the default remote; a clone elsewhere pulls every result, needs no re-run, and a
+    pulled run reproduces."""
+    sh(clone_a, "dvc", "push")
+    b = clone(place / "b")
+    sh(b, "dvc", "pull")
+    assert set() == changed_stages(b)
+    summary = json.loads((b / "results" / "default" / "summary.json").read_text())
+    run_id = summary["best"]["net_pnl"]["run_id"]
+    assert (b / "results" / "default" / "runs" / run_id / "records" / "fills.parquet").is_file()
+    out = sh(b, "hftlab", "reproduce", f"results/default/runs/{run_id}")
+    assert "reproduced: every deterministic file matches" in out.stdout
+
+
+def test_editing_one_strategy_reruns_only_its_experiment(clone_a: Path):
+    """Editing strategies/obi.py: dvc status lists exactly the experiment using it; repro runs only it."""
+    source = clone_a / "strategies" / "obi.py"
+    source.write_text(source.read_text() + "\n# a comment changes the strategy's source hash\n")
+    assert {"experiment@obi_default"} == changed_stages(clone_a)
+    out = sh(clone_a, "dvc", "repro")
+    ran = {line.split("'")[1] for line in out.stdout.splitlines() if line.startswith("Running stage")}
+    assert {"experiment@obi_default", "report"} == ran
+    assert "1 runs: 1 executed, 0 cached" in out.stdout
+
+
+def test_dvc_experiments_with_our_configuration(place: Path):
+    """`dvc exp run -S`, a queued sweep, and `dvc exp show` listing our metrics, on a pulled clone."""
+    b = place / "b"
+    out = sh(b, "dvc", "exp", "run", "-S", "strategy.params.half_spread=0.3")
+    assert "dvc_experiment" in out.stdout
+    metrics = json.loads((b / "results" / "dvc_experiment" / "metrics.json").read_text())
+    assert metrics["trades"] > 0
+    sh(b, "dvc", "exp", "run", "--queue", "-S", "strategy.params.half_spread=0.1,0.4")
+    sh(b, "dvc", "exp", "run", "--run-all", "-j", "1")
+    table = sh(b, "dvc", "exp", "show", "--md", "--no-pager").stdout
+    assert "net_pnl" in table
+    for value in ("0.1", "0.3", "0.4"):
+        assert f"| {value} " in table.replace("|  ", "| ") or value in table
+    rows = [line for line in table.splitlines() if "Success" in line or "[" in line]
+    assert len(rows) >= 3
