@@ -200,6 +200,9 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--data-root", default="data/canonical", help="Canonical Storage root (default: data/canonical)")
     rep.set_defaults(func=_cmd_reproduce)
 
+    sub.add_parser(
+        "walkforward", help="rolling in-sample / out-of-sample evaluation (hftlab walkforward --help)", add_help=False
+    )
     rp = sub.add_parser("run-params", help="one run with the Hydra overrides a DVC params file holds (dvc exp run -S)")
     rp.add_argument("params", help="params.yaml: its strategy/dataset/venue/risk/execution/runtime/metrics sections")
     rp.add_argument("--experiment-name", default="dvc_experiment", help="results folder (default: dvc_experiment)")
@@ -298,6 +301,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         from hftlab.sweep.app import hydra_entry
 
         return hydra_entry(argv[1:])
+    if argv and argv[0] == "walkforward":
+        from hftlab.sweep.walkforward import main as walkforward_main
+
+        try:
+            return walkforward_main(argv[1:])
+        except (HftlabError, ValueError) as exc:
+            print(f"hftlab: error: {exc}", file=sys.stderr)
+            return 2
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))

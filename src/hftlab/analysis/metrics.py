@@ -4,6 +4,7 @@ Conventions: PnL in the account currency; ``fees`` > 0 is a cost, < 0 a rebate; 
 to the configured ``capital``; a metric that cannot be computed (no fills, no variance) is None.
 Sharpe and Sortino use equity sampled every ``sample_interval_ns`` of event time and are reported per
 interval and annualized over 365 days (``sqrt(365 d / interval)``); the interval is in the output.
+``psr`` is the Probabilistic Sharpe Ratio against zero (:mod:`hftlab.analysis.overfitting`).
 Markouts: ``side × (mid(t + h) − fill price)`` for each fill at local time ``t`` (positive = the market
 moved our way, negative = adverse selection), with ``mid`` from the state series (last sample at or
 before ``t + h``); fills whose horizon passes the end of the data are left out.
@@ -15,6 +16,8 @@ import math
 from typing import Any
 
 import numpy as np
+
+from hftlab.analysis.overfitting import moments, psr
 
 YEAR_NS = 365 * 86_400 * 1_000_000_000
 SENT = 2  # records.SENT
@@ -139,6 +142,7 @@ def compute_metrics(
     sampled = sample_equity(state["local_ts"], equity, sample_interval_ns)
     returns = np.diff(sampled) / capital
     s, so = sharpe(returns), sortino(returns)
+    skew, kurtosis = moments(returns)
     scale = math.sqrt(YEAR_NS / sample_interval_ns)
     value = float((fills["price"] * fills["qty"]).sum() * contract_size)
     out: dict[str, Any] = {
@@ -152,6 +156,10 @@ def compute_metrics(
         "sortino": so,
         "sortino_annualized": None if so is None else so * scale,
         "sample_interval_ns": int(sample_interval_ns),
+        "returns_n": len(returns),
+        "returns_skew": skew,
+        "returns_kurtosis": kurtosis,
+        "psr": None if s is None else psr(s, len(returns), skew, kurtosis),
         "max_drawdown": mdd,
         "return_over_max_drawdown": None if mdd == 0.0 else net / mdd,
         "trades": len(fills),

@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from hftlab.analysis.overfitting import deflated_sharpe
 from hftlab.run.results import METRICS_FILE, dumps, runs_dir
 from hftlab.sweep.manifest import FINISHED, counts
 
@@ -80,6 +81,18 @@ def best_runs(rows: list[dict[str, Any]], best_by: list[str]) -> dict[str, Any]:
     return out
 
 
+def overfitting(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Trial count, Sharpe variance across trials, and the Deflated Sharpe Ratio of the best trial."""
+    trials = [r for r in rows if _number(r.get("sharpe")) is not None and r.get("returns_n")]
+    if not trials:
+        return None
+    sharpes = [float(r["sharpe"]) for r in trials]
+    best = int(max(range(len(trials)), key=lambda i: sharpes[i]))
+    b = trials[best]
+    out = deflated_sharpe(sharpes, best, int(b["returns_n"]), float(b["returns_skew"]), float(b["returns_kurtosis"]))
+    return {**out, "best_run_id": b["run_id"], "best_sharpe": sharpes[best], "best_psr": b.get("psr")}
+
+
 def write_summary(experiment_dir: Path, manifest: dict[str, Any], best_by: list[str]) -> dict[str, Any]:
     rows = summary_rows(experiment_dir, manifest)
     columns: list[str] = []
@@ -95,6 +108,7 @@ def write_summary(experiment_dir: Path, manifest: dict[str, Any], best_by: list[
         "grid": manifest["grid"],
         "counts": {"total": c["total"], "complete": c["done"] + c["cached"], "failed": c["failed"]},
         "best": best_runs(rows, best_by),
+        "overfitting": overfitting(rows),
     }
     (experiment_dir / "summary.json").write_text(dumps(summary))
     return summary
