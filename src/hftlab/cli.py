@@ -297,6 +297,9 @@ def _cmd_status(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``hftlab`` console script."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    if "--quiet" in argv:  # for every command: no progress output
+        argv.remove("--quiet")
+        os.environ["HFTLAB_PROGRESS"] = "off"
     if argv and argv[0] == "run":
         from hftlab.sweep.app import hydra_entry
 

@@ -16,6 +16,7 @@ from hftlab.feed import DatasetRef, load_events
 from hftlab.run.definition import build_definition, run_id
 from hftlab.run.results import clean_partial, is_complete, runs_dir, write_run
 from hftlab.run.schema import typed_config
+from hftlab.runtime.progress import RunProgress
 from hftlab.runtime.runner import run_backtest
 from hftlab.storage.catalog import Catalog
 from hftlab.venue.simulated import resolve_venue
@@ -58,7 +59,11 @@ def execute(
             catalog,
         )
         t_fed = time.perf_counter()
-        out = run_backtest(fed, strategy, params, run.venue, run.risk, run.execution, run.runtime)
+        ev = fed.events
+        bar = RunProgress(f"run {rid}", len(ev), int(ev["local_ts"].min()) if len(ev) else 0,
+                          int(ev["local_ts"].max()) if len(ev) else 1, run.output.progress)  # fmt: skip
+        out = run_backtest(fed, strategy, params, run.venue, run.risk, run.execution, run.runtime, progress=bar)
+        bar.finish()
     wall = time.perf_counter() - t0
     metrics = compute_metrics(
         out.tables, out.account, run.metrics.capital, run.metrics.sample_interval_ns, list(run.metrics.markout_horizons_ns),

@@ -51,6 +51,8 @@ class OutputConfig:
     """Where results go: ``<results_dir>/<experiment>/runs/<run_id>/``."""
 
     results_dir: str = "results"
+    #: progress display: auto (a live line on a terminal, log lines otherwise), terminal, log, off
+    progress: str = "auto"
 
 
 @dataclass

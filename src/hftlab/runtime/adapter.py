@@ -15,8 +15,9 @@ At each evaluation point (every ``interval_ns`` of event time, or at every feed 
 3. Strategy evaluation, then Risk, then Execution Control, then the requests to the venue.
 4. Records: order lifecycle, fills, dispatch, risk rejections, throttles, state series.
 
-The loop returns when the data ends (0) or when a record table may not hold one more step (2); the
-caller grows the tables and calls again (every piece of state lives in the arrays passed in).
+The loop returns when the data ends (0), when a record table may not hold one more step (2; the
+caller grows the tables), or every ``progress_steps`` steps (3; the caller reports progress); then it is
+called again: every piece of state lives in the arrays passed in.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ _EMPTY_ASK = 2147483647
 
 DONE = 0
 NEED_ROOM = 2
+PROGRESS = 3  #: returned every ``progress_steps`` evaluation steps (0: never); call again to go on
 
 
 @njit
@@ -90,11 +92,16 @@ def run_loop(
     state_rec,
     counts,
     room_needed,
+    progress_steps,
 ):
     tick = acct[C.TICK]
     lot = acct[C.LOT]
     max_live = len(live)
+    steps = 0
     while True:
+        if progress_steps > 0 and steps >= progress_steps:
+            return PROGRESS
+        steps += 1
         for t in range(6):
             if (
                 counts[t] + room_needed

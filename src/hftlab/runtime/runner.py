@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,7 +18,7 @@ import numpy as np
 from hftlab.errors import HftlabError
 from hftlab.feed import FeedData
 from hftlab.runtime import core as C
-from hftlab.runtime.adapter import DONE, NEED_ROOM, run_loop
+from hftlab.runtime.adapter import DONE, NEED_ROOM, PROGRESS, run_loop
 from hftlab.runtime.config import ExecutionConfig, RiskConfig, RuntimeConfig
 from hftlab.runtime.records import FILL_DTYPE, RecordBuffers
 from hftlab.runtime.strategy import Strategy
@@ -25,6 +26,7 @@ from hftlab.venue.config import VenueConfig
 from hftlab.venue.simulated import SimulatedVenue
 
 _FEE_MODELS = {"value": 0.0, "qty": 1.0, "flat": 2.0}
+PROGRESS_SECONDS = 0.5
 
 
 class VenueError(HftlabError):
@@ -50,8 +52,13 @@ def run_backtest(
     risk: RiskConfig,
     execution: ExecutionConfig,
     runtime: RuntimeConfig,
+    progress: Callable[[int], None] | None = None,
 ) -> RunOutput:
-    """Execute the Core Runtime over ``fed`` and return its execution records."""
+    """Execute the Core Runtime over ``fed`` and return its execution records.
+
+    ``progress(event_time_ns)`` is called about every ``PROGRESS_SECONDS`` of wall time while the loop
+    runs (the loop returns every N steps; N adapts so the returns stay rare and cheap).
+    """
     runtime.validate()
     risk.validate()
     execution.validate()
@@ -92,6 +99,8 @@ def run_backtest(
     exec_arr = execution.as_array()
     t0 = time.perf_counter()
     calls = 0
+    steps = 0 if progress is None else 1_000
+    last = t0
     with sim as hbt:
         while True:
             calls += 1
@@ -99,10 +108,32 @@ def run_backtest(
                 hbt, strategy.evaluate, params, scratch, acct, risk_arr, exec_arr, live, action_times, wanted, plan,
                 step_fills, book, trade_ts, trades, trade_count, order_view, mode, runtime.interval_ns,
                 runtime.timeout_ns, runtime.book_scan_ticks, buffers.orders, buffers.fills, buffers.dispatch,
-                buffers.risk, buffers.throttles, buffers.state, buffers.counts, room_needed,
+                buffers.risk, buffers.throttles, buffers.state, buffers.counts, room_needed, steps,
             )  # fmt: skip
             if status == DONE:
                 break
+            if status == PROGRESS and progress is not None:
+                now = time.perf_counter()
+                # keep returns near PROGRESS_SECONDS apart: few enough to cost nothing measurable
+                steps = max(
+                    100,
+                    min(
+                        10_000_000,
+                        int(
+                            steps
+                            * (
+                                2.0
+                                if now - last < PROGRESS_SECONDS / 2
+                                else 0.5
+                                if now - last > 2 * PROGRESS_SECONDS
+                                else 1.0
+                            )
+                        ),
+                    ),
+                )
+                last = now
+                progress(int(hbt.current_timestamp))
+                continue
             if status == NEED_ROOM:
                 buffers = buffers.grown()
                 continue

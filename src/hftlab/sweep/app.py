@@ -45,6 +45,19 @@ def _shown(path: Path) -> str:
         return str(path)
 
 
+def _sweep_progress(m: dict[str, Any]) -> None:
+    from hftlab.sweep.manifest import counts
+
+    if os.environ.get("HFTLAB_PROGRESS") == "off":
+        return
+    c = counts(m)
+    print(
+        f"sweep {m['experiment']}: {c['done'] + c['cached'] + c['failed']}/{c['total']} finished "
+        f"(done {c['done']}, cached {c['cached']}, failed {c['failed']}, running {c['running']}, pending {c['pending']})",
+        file=sys.stderr,
+    )
+
+
 def run_job(cfg: DictConfig) -> Any:
     """Hydra's task: one run. In a multirun, failures are recorded in the manifest, not raised."""
     from hydra.core.hydra_config import HydraConfig
@@ -68,12 +81,14 @@ def run_job(cfg: DictConfig) -> Any:
                 raise SystemExit(2) from None
             raise
         message = f"{type(exc).__name__}: {exc}"
-        manifest.set_status(exp_dir, overrides, "failed", error=message)
+        m = manifest.set_status(exp_dir, overrides, "failed", error=message)
         print(f"run FAILED [{' '.join(overrides)}]: {message}", file=sys.stderr)
+        _sweep_progress(m)
         return None
     status = "cached" if result.cached else "done"
     if multirun:
-        manifest.set_status(exp_dir, overrides, status, run_id=result.run_id)
+        m = manifest.set_status(exp_dir, overrides, status, run_id=result.run_id)
+        _sweep_progress(m)
     detail = "cached (complete results exist)" if result.cached else "done"
     print(f"run {result.run_id}: {detail}: {_shown(result.path)}" + (f" [{' '.join(overrides)}]" if multirun else ""))
     return result.run_id

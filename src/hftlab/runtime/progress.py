@@ -1,0 +1,64 @@
+"""Progress of a run for people: a live line on a terminal, periodic plain log lines elsewhere.
+
+Events processed are estimated from event time (the loop's clock) over the fed window; events/s and the
+ETA follow. Nothing here touches results; ``off`` prints nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from typing import TextIO
+
+MODES = ("auto", "terminal", "log", "off")
+PROGRESS_ENV = "HFTLAB_PROGRESS"
+
+
+class RunProgress:
+    """Callable given to ``run_backtest(progress=...)``; ``finish()`` prints the last line."""
+
+    def __init__(self, label: str, events: int, start_ns: int, end_ns: int, mode: str | None = None,
+                 stream: TextIO | None = None, log_every_s: float = 10.0) -> None:  # fmt: skip
+        self.stream = stream or sys.stderr
+        mode = os.environ.get(PROGRESS_ENV) or mode or "auto"  # the environment (--quiet) wins
+        if mode not in MODES:
+            raise ValueError(f"progress mode {mode!r} is not one of {list(MODES)}")
+        if mode == "auto":
+            mode = "terminal" if self.stream.isatty() else "log"
+        self.mode, self.label, self.events = mode, label, events
+        self.start_ns, self.span = start_ns, max(1, end_ns - start_ns)
+        self.t0 = time.monotonic()
+        self.log_every_s = log_every_s
+        self.last_print = self.t0
+
+    def line(self, now_ns: int) -> str:
+        frac = min(1.0, max(0.0, (now_ns - self.start_ns) / self.span))
+        done = int(frac * self.events)
+        elapsed = time.monotonic() - self.t0
+        rate = done / elapsed if elapsed > 0 else 0.0
+        eta = (self.events - done) / rate if rate > 0 else float("nan")
+        return f"{self.label}: {frac:6.1%} {done:,}/{self.events:,} events, {rate / 1e6:.2f}M events/s, ETA {eta:.0f} s"
+
+    def __call__(self, now_ns: int) -> None:
+        if self.mode == "off":
+            return
+        t = time.monotonic()
+        if self.mode == "terminal":
+            self.stream.write("\r" + self.line(now_ns) + "\x1b[K")
+            self.stream.flush()
+        elif t - self.last_print >= self.log_every_s:
+            self.stream.write(self.line(now_ns) + "\n")
+            self.stream.flush()
+            self.last_print = t
+
+    def finish(self) -> None:
+        if self.mode == "off":
+            return
+        end = self.start_ns + self.span
+        self.stream.write(
+            ("\r" if self.mode == "terminal" else "")
+            + self.line(end)
+            + ("\x1b[K\n" if self.mode == "terminal" else "\n")
+        )
+        self.stream.flush()
