@@ -1,0 +1,74 @@
+"""`hftlab report` on a real sweep: a self-contained HTML (every image embedded, nothing from the network)."""
+
+from __future__ import annotations
+
+import base64
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.run.test_run_e2e import hftlab, make_project
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def reported(tmp_path_factory):
+    project = make_project(tmp_path_factory.mktemp("report") / "p")
+    hftlab(
+        project,
+        "run",
+        "-m",
+        "experiment=grid_sweep",
+        "strategy.params.half_spread=0.1,0.3",
+        "strategy.params.skew=0,0.5",
+    )
+    out = hftlab(project, "report", "results/grid_sweep", "--out", "reports")
+    return project, out
+
+
+def test_report_writes_html_and_pngs(reported):
+    """One index.html plus every figure as a PNG: run figures and, for the sweep, heatmap and sensitivity."""
+    project, out = reported
+    folder = project / "reports" / "grid_sweep"
+    assert "report: reports/grid_sweep/index.html" in out.stdout
+    names = sorted(p.name for p in folder.glob("*.png"))
+    assert [
+        "equity_drawdown.png", "fills_on_price.png", "heatmap.png", "inventory.png", "markout_curve.png",
+        "sensitivity.png",
+    ] == names  # fmt: skip
+    for p in folder.glob("*.png"):
+        data = p.read_bytes()
+        assert data.startswith(PNG) and len(data) > 5_000, p.name
+
+
+def test_every_image_is_embedded_and_nothing_comes_from_the_network(reported):
+    """Each <img> is a non-empty base64 PNG; no http(s) or protocol-relative reference, no external script."""
+    project, _ = reported
+    html = (project / "reports" / "grid_sweep" / "index.html").read_text()
+    sources = re.findall(r'<img[^>]*\ssrc="([^"]+)"', html)
+    assert 6 == len(sources)
+    for src in sources:
+        assert src.startswith("data:image/png;base64,")
+        data = base64.b64decode(src.split(",", 1)[1])
+        assert data.startswith(PNG) and len(data) > 5_000
+    assert not re.search(r"(src|href)\s*=\s*[\"']?(https?:)?//", html)
+    assert "<script" not in html and "<link" not in html and "@import" not in html
+    assert "Tear sheet" in html and "net_pnl" in html
+
+
+def test_report_is_deterministic(reported):
+    """Reporting the same results again gives byte-identical files."""
+    project, _ = reported
+    folder = project / "reports" / "grid_sweep"
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    hftlab(project, "report", "results/grid_sweep", "--out", "reports")
+    assert before == {p.name: p.read_bytes() for p in folder.iterdir()}
+
+
+def test_report_on_missing_results_is_a_clear_error(tmp_path: Path):
+    """No experiments to report: exit 2 naming the folder."""
+    project = make_project(tmp_path / "empty")
+    out = hftlab(project, "report", "results", check=False)
+    assert 2 == out.returncode and "results" in out.stderr
