@@ -85,6 +85,8 @@ def test_to_ns_parses_iso_utc():
     assert DAY == to_ns("1970-01-02")
     assert DAY + 3_600 * 10**9 == to_ns("1970-01-02T01:00:00Z")
     assert 5 == to_ns(5)
+    assert 1_704_067_800_000_000_000 == to_ns("1704067800000000000")  # integer ns as text (from config)
+    assert to_ns("2024") == to_ns("2024-01-01")
 
 
 @pytest.fixture(scope="module")

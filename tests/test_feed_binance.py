@@ -66,7 +66,7 @@ def _crossed_steps(events: np.ndarray, snapshot: np.ndarray | None) -> tuple[int
         while hbt.elapse(10_000_000) == 0:
             depth = hbt.depth(0)
             bid, ask = depth.best_bid_tick, depth.best_ask_tick
-            if bid != -2147483648 and ask != 2147483647:
+            if bid != np.iinfo(np.int64).min and ask != np.iinfo(np.int64).max:  # empty sides
                 steps += 1
                 if bid >= ask:
                     crossed += 1

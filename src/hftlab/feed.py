@@ -19,6 +19,7 @@ Same reference + same stored dataset => byte-identical arrays, in any process.
 
 from __future__ import annotations
 
+import re
 import threading
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
@@ -56,8 +57,11 @@ def to_ns(value: int | str | None) -> int | None:
     """A timestamp as integer ns since the epoch: an int is taken as ns, a string as ISO-8601 UTC."""
     if value is None or isinstance(value, int):
         return value
+    text = str(value).strip()
+    if re.fullmatch(r"[+-]?\d{5,}", text):  # integer ns given as text (config values are strings); "2024" is a year
+        return int(text)
     try:
-        return int(np.datetime64(str(value).rstrip("Z"), "ns").astype(np.int64))
+        return int(np.datetime64(text.rstrip("Z"), "ns").astype(np.int64))
     except ValueError:
         raise ValueError(f"time {value!r} is neither integer nanoseconds nor an ISO-8601 UTC time") from None
 

@@ -136,7 +136,7 @@ def plan(live, acct, rows, execution: ExecutionConfig, action_times=None, now=NO
     out = np.zeros((32, 6))
     times = np.full(0, -1, np.int64) if action_times is None else action_times
     k = C.plan_actions(live, int(acct[C.N_LIVE]), wanted, n, accepted, execution.as_array(), times, now, 0.5,
-                       buf.throttles, buf.counts, out)  # fmt: skip
+                       buf.throttles, buf.counts, out, np.zeros(2 * max(n, 1), np.int64))  # fmt: skip
     return out[:k], buf.tables()["throttles"]
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from hftlab import __version__
+from hftlab.feed import to_ns
 from hftlab.run.schema import RunConfig
 from hftlab.runtime.strategy import Strategy
 from hftlab.storage.catalog import Dataset
@@ -130,8 +131,9 @@ def build_definition(
             "version": m.version,
             "content_hash": m.content_hash,
             "feeds": list(run.dataset.feeds),
-            "start": run.dataset.start,
-            "end": run.dataset.end,
+            # resolved to ns: one instant written two ways is one run
+            "start": to_ns(run.dataset.start),
+            "end": to_ns(run.dataset.end),
             "instrument": m.instrument.to_dict(),
         },
         "strategy": strategy_reference(strategy, params, project_dir),

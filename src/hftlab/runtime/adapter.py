@@ -34,8 +34,9 @@ _NEW, _EXPIRED, _FILLED, _CANCELED, _PARTIALLY_FILLED, _REJECTED = 1, 2, 3, 4, 5
 _REQ_NONE = 0
 _LIMIT, _MARKET = 0, 1
 _IOC = 3
-_EMPTY_BID = -2147483648
-_EMPTY_ASK = 2147483647
+_EMPTY_BID = np.iinfo(np.int64).min  # hftbacktest's best_bid_tick of an empty side (i64::MIN)
+_EMPTY_ASK = np.iinfo(np.int64).max  # hftbacktest's best_ask_tick of an empty side (i64::MAX)
+_END_EVENTS = (0, 0, R.CANCELLED, R.EXPIRED, R.VENUE_REJECTED)  # by ``ended`` code
 
 DONE = 0
 NEED_ROOM = 2
@@ -93,6 +94,11 @@ def run_loop(
     counts,
     room_needed,
     progress_steps,
+    ended,
+    ended_ts,
+    accepted,
+    rules,
+    order_idx,
 ):
     tick = acct[C.TICK]
     lot = acct[C.LOT]
@@ -135,7 +141,7 @@ def run_loop(
         # 1. execution feedback -> fills in canonical order, lifecycle records
         orders = hbt.orders(0)
         n_live = np.int64(acct[C.N_LIVE])
-        done = np.zeros(n_live, dtype=np.bool_)
+        ended[:n_live] = 0  # 1 filled, 2 cancelled, 3 expired, 4 rejected: rows written after the fills
         n_fills = 0
         for k in range(n_live):
             oid = live[k].order_id
@@ -167,12 +173,10 @@ def run_loop(
                 live[k].leaves = leaves
                 n_fills += 1
             if status == _FILLED:
-                done[k] = True
+                ended[k] = 1
             elif status == _CANCELED or status == _EXPIRED or status == _REJECTED:
-                ev = R.CANCELLED if status == _CANCELED else (R.EXPIRED if status == _EXPIRED else R.VENUE_REJECTED)
-                C.record_order(orders_rec, counts, now, o.exch_timestamp, oid, ev, live[k].side, live[k].price,
-                               live[k].qty - live[k].leaves, live[k].leaves, 0)  # fmt: skip
-                done[k] = True
+                ended[k] = 2 if status == _CANCELED else (3 if status == _EXPIRED else 4)
+                ended_ts[k] = o.exch_timestamp
         if n_fills > 0:
             idx = C.fill_order(step_fills, n_fills)
             for j in range(n_fills):
@@ -199,7 +203,11 @@ def run_loop(
                         C.record_order(orders_rec, counts, now, f.exch_ts, f.order_id, ev, f.side, f.order_price,
                                        live[q].qty - live[q].leaves, live[q].leaves, 0)  # fmt: skip
                         break
-        C.compact_live(live, acct, done)
+        for k in range(n_live):  # an order's end comes after the fills it had before ending
+            if ended[k] >= 2:
+                C.record_order(orders_rec, counts, now, ended_ts[k], live[k].order_id, _END_EVENTS[ended[k]],
+                               live[k].side, live[k].price, live[k].qty - live[k].leaves, live[k].leaves, 0)  # fmt: skip
+        C.compact_live(live, acct, ended)
         hbt.clear_inactive_orders(0)
 
         # 2. state: equity, kill switch, book levels, recent trades
@@ -261,8 +269,6 @@ def run_loop(
             n_wanted = evaluate(view, params, scratch, wanted)
             if n_wanted > len(wanted):
                 n_wanted = len(wanted)
-            accepted = np.zeros(n_wanted, dtype=np.bool_)
-            rules = np.zeros(n_wanted, dtype=np.int8)
             C.risk_check(acct, risk, wanted, n_wanted, accepted, rules, mid, now, risk_rec, counts)
             for i in range(n_wanted):
                 if not accepted[i]:
@@ -270,7 +276,7 @@ def run_loop(
                     C.record_order(orders_rec, counts, now, 0, 0, R.RISK_REJECTED, side_i, wanted[i, 1], wanted[i, 2],
                                    wanted[i, 2], rules[i])  # fmt: skip
             n_plan = C.plan_actions(live, n_live, wanted, n_wanted, accepted, execution, action_times, now, tick,
-                                    throttles_rec, counts, plan)  # fmt: skip
+                                    throttles_rec, counts, plan, order_idx)  # fmt: skip
             for j in range(n_plan):
                 action = np.int64(plan[j, 0])
                 side = np.int8(plan[j, 2])

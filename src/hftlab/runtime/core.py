@@ -302,17 +302,33 @@ def rate_take(action_times, now):
 
 
 @nb.njit(cache=True)
-def new_order_priority(wanted, n_wanted):
-    """Wanted-order indexes: bids from the highest price down, then asks from the lowest up (stable)."""
-    bids = np.array([i for i in range(n_wanted) if wanted[i, 0] > 0], dtype=np.int64)
-    asks = np.array([i for i in range(n_wanted) if wanted[i, 0] <= 0], dtype=np.int64)
-    bids = bids[np.argsort(-wanted[bids, 1], kind="mergesort")]
-    asks = asks[np.argsort(wanted[asks, 1], kind="mergesort")]
-    return np.concatenate((bids, asks))
+def new_order_priority(wanted, n_wanted, idx):
+    """Fill ``idx[:n_wanted]`` with wanted-order indexes: bids from the highest price down, then asks
+    from the lowest up; stable on ties (insertion sort: small n, no allocation on the hot path)."""
+    for i in range(n_wanted):
+        idx[i] = i
+    for i in range(1, n_wanted):
+        j = i
+        while j > 0:
+            a = idx[j - 1]
+            b = idx[j]
+            sa = wanted[a, 0] > 0
+            sb = wanted[b, 0] > 0
+            after = (
+                (not sa and sb)
+                or (sa and sb and wanted[a, 1] < wanted[b, 1])
+                or (not sa and not sb and wanted[a, 1] > wanted[b, 1])
+            )
+            if not after:
+                break
+            idx[j - 1], idx[j] = b, a
+            j -= 1
 
 
 @nb.njit(cache=True)
-def plan_actions(live, n_live, wanted, n_wanted, accepted, execution, action_times, now, tick, rec, counts, plan):
+def plan_actions(
+    live, n_live, wanted, n_wanted, accepted, execution, action_times, now, tick, rec, counts, plan, order
+):
     """Execution Control: reconcile wanted vs live orders into a plan of requests.
 
     ``plan`` rows: (action, live index or wanted index, side, price, qty, tif). Cancels come first in
@@ -326,7 +342,9 @@ def plan_actions(live, n_live, wanted, n_wanted, accepted, execution, action_tim
     post_only = execution[E_POST_ONLY] > 0.0
     for k in range(n_live):
         live[k].matched = False
-    wanted_matched = np.zeros(n_wanted, dtype=np.bool_)
+    # the second half of ``order`` (2 × max wanted) marks matched wanted orders: no allocation per step
+    wanted_matched = order[n_wanted : 2 * n_wanted]
+    wanted_matched[:] = 0
     for k in range(n_live):
         if live[k].cancel_pending:
             continue
@@ -339,7 +357,7 @@ def plan_actions(live, n_live, wanted, n_wanted, accepted, execution, action_tim
                 and abs(wanted[i, 2] - live[k].qty) < 1e-12 * max(1.0, wanted[i, 2])
             ):
                 live[k].matched = True
-                wanted_matched[i] = True
+                wanted_matched[i] = 1
                 break
     n = 0
     for k in range(n_live):
@@ -366,7 +384,7 @@ def plan_actions(live, n_live, wanted, n_wanted, accepted, execution, action_tim
         plan[n, 5] = 0
         n += 1
     # New orders in price priority: bids high to low, then asks low to high (stable on ties).
-    order = new_order_priority(wanted, n_wanted)
+    new_order_priority(wanted, n_wanted, order)
     for j in range(n_wanted):
         i = order[j]
         if not accepted[i] or wanted_matched[i]:
@@ -444,12 +462,12 @@ def add_live(live, acct, order_id, side, price, qty, tif, now):
 
 
 @nb.njit(cache=True)
-def compact_live(live, acct, done):
-    """Drop ended orders (``done[k]``), keeping order-id order."""
+def compact_live(live, acct, ended):
+    """Drop ended orders (``ended[k] != 0``), keeping order-id order."""
     n = np.int64(acct[N_LIVE])
     j = 0
     for k in range(n):
-        if not done[k]:
+        if ended[k] == 0:
             if j != k:
                 live[j] = live[k]
             j += 1

@@ -90,6 +90,11 @@ def run_backtest(
     trade_count = np.zeros(1, dtype=np.int64)
     order_view = np.zeros((3, max_live), dtype=np.float64)
     scratch = np.zeros(strategy.scratch_size, dtype=np.float64)
+    ended = np.zeros(max_live, dtype=np.int8)
+    ended_ts = np.zeros(max_live, dtype=np.int64)
+    accepted = np.zeros(max_orders, dtype=np.bool_)
+    rules = np.zeros(max_orders, dtype=np.int8)
+    order_idx = np.zeros(2 * max_orders, dtype=np.int64)
     buffers = RecordBuffers.allocate(runtime.initial_capacity)
     room_needed = 4 * max_live + 3 * max_orders + 8
     while buffers.room() <= room_needed:
@@ -108,7 +113,8 @@ def run_backtest(
                 hbt, strategy.evaluate, params, scratch, acct, risk_arr, exec_arr, live, action_times, wanted, plan,
                 step_fills, book, trade_ts, trades, trade_count, order_view, mode, runtime.interval_ns,
                 runtime.timeout_ns, runtime.book_scan_ticks, buffers.orders, buffers.fills, buffers.dispatch,
-                buffers.risk, buffers.throttles, buffers.state, buffers.counts, room_needed, steps,
+                buffers.risk, buffers.throttles, buffers.state, buffers.counts, room_needed, steps, ended, ended_ts,
+                accepted, rules, order_idx,
             )  # fmt: skip
             if status == DONE:
                 break
