@@ -34,3 +34,19 @@ def tree_snapshot(root: Path) -> dict[str, bytes]:
     if not root.exists():
         return {}
     return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="session")
+def btc_sample(tmp_path_factory) -> tuple[Catalog, Path]:
+    """The real BTCUSDT sample imported (auto local-ts correction) as dataset 'btc' in a fresh root."""
+    path = SHARED_DATA / "binance-futures" / "btcusdt_20240808.gz"
+    if not path.is_file():
+        pytest.skip(f"real market sample not found at {path} (a user's clone has no ../shared/data)")
+    from hftlab.ingest import binance_futures
+    from hftlab.ingest.common import apply_local_ts_correction
+
+    catalog = Catalog(tmp_path_factory.mktemp("canonical"))
+    result = binance_futures.convert(path, symbol="BTCUSDT", tick_size=0.1, lot_size=0.001)
+    apply_local_ts_correction(result, "auto")
+    catalog.promote(result, "btc")
+    return catalog, path

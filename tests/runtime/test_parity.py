@@ -23,21 +23,9 @@ BTC_GRID = {"grid_num": 10, "grid_interval": 1.0, "half_spread": 1.0, "order_qty
 
 
 @pytest.fixture(scope="module")
-def btc(tmp_path_factory: pytest.TempPathFactory) -> FeedData:
-    """The BTCUSDT sample imported (auto local-ts correction) into a fresh storage root, fed whole."""
-    from tests.conftest import SHARED_DATA
-
-    path = SHARED_DATA / "binance-futures" / "btcusdt_20240808.gz"
-    if not path.is_file():
-        pytest.skip(f"real market sample not found at {path} (a user's clone has no ../shared/data)")
-    from hftlab.ingest import binance_futures
-    from hftlab.ingest.common import apply_local_ts_correction
-    from hftlab.storage import Catalog
-
-    catalog = Catalog(tmp_path_factory.mktemp("canonical"))
-    result = binance_futures.convert(path, symbol="BTCUSDT", tick_size=0.1, lot_size=0.001)
-    apply_local_ts_correction(result, "auto")
-    catalog.promote(result, "btc")
+def btc(btc_sample) -> FeedData:
+    """The BTCUSDT sample, fed whole."""
+    catalog, _ = btc_sample
     return load_events(DatasetRef("btc"), catalog)
 
 

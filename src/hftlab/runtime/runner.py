@@ -27,6 +27,22 @@ from hftlab.venue.simulated import SimulatedVenue
 
 _FEE_MODELS = {"value": 0.0, "qty": 1.0, "flat": 2.0}
 PROGRESS_SECONDS = 0.5
+#: hftbacktest 2.4.4's BacktestError codes.
+_BACKTEST_ERRORS = {
+    10: "OrderIdExist",
+    11: "OrderRequestInProcess",
+    12: "OrderNotFound",
+    13: "InvalidOrderRequest",
+    14: "InvalidOrderStatus",
+    15: "EndOfData",
+    16: "DataError",
+}
+_ERROR_HINTS = {
+    14: (
+        "; hftbacktest 2.4.4's partial-fill exchange fails this way when orders are replaced often "
+        "(a plain hftbacktest loop fails the same way): use venue.exchange=no_partial_fill for such strategies"
+    ),
+}
 
 
 class VenueError(HftlabError):
@@ -143,7 +159,11 @@ def run_backtest(
             if status == NEED_ROOM:
                 buffers = buffers.grown()
                 continue
-            raise VenueError(f"hftbacktest returned error code {status} from the backtest loop")
+            name = _BACKTEST_ERRORS.get(status, "unknown")
+            hint = _ERROR_HINTS.get(status, "")
+            raise VenueError(
+                f"hftbacktest returned error code {status} ({name}) at event time {hbt.current_timestamp}{hint}"
+            )
     wall = time.perf_counter() - t0
     account = {
         "position": float(acct[C.POSITION]),

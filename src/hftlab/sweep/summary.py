@@ -25,7 +25,9 @@ from hftlab.sweep.manifest import FINISHED, counts
 _NOT_PARAMS = ("experiment", "sweep.", "hydra", "output.")
 
 
-def _value(text: str) -> Any:
+def override_value(text: str) -> Any:
+    """An override's value, Hydra's escapes removed, as a number where it is one."""
+    text = re.sub(r"\\(.)", r"\1", text)
     for cast in (int, float):
         try:
             return cast(text)
@@ -34,7 +36,8 @@ def _value(text: str) -> Any:
     return text
 
 
-def _number(x: Any) -> float | None:
+def rankable(x: Any) -> float | None:
+    """A metric value that can be ranked: a finite int or float (not bool, not None)."""
     if isinstance(x, bool) or x is None:
         return None
     if isinstance(x, int | float) and math.isfinite(x):
@@ -52,7 +55,7 @@ def summary_rows(experiment_dir: Path, manifest: dict[str, Any]) -> list[dict[st
             key, _, value = override.partition("=")
             if key.lstrip("+~").startswith(_NOT_PARAMS):
                 continue
-            row[f"param.{key.lstrip('+~')}"] = _value(re.sub(r"\\(.)", r"\1", value))  # Hydra's escapes
+            row[f"param.{key.lstrip('+~')}"] = override_value(value)
         metrics_path = runs_dir(experiment_dir.parent, experiment_dir.name) / str(r.get("run_id")) / METRICS_FILE
         if r["status"] in FINISHED and metrics_path.is_file():
             for k, v in json.loads(metrics_path.read_text()).items():
@@ -66,7 +69,7 @@ def best_runs(rows: list[dict[str, Any]], best_by: list[str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for spec in best_by:
         name, lower = (spec[1:], True) if spec.startswith("-") else (spec, False)
-        scored = [(v, r) for r in rows if (v := _number(r.get(name))) is not None]
+        scored = [(v, r) for r in rows if (v := rankable(r.get(name))) is not None]
         if not scored:
             out[name] = None
             continue
@@ -83,7 +86,7 @@ def best_runs(rows: list[dict[str, Any]], best_by: list[str]) -> dict[str, Any]:
 
 def overfitting(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
     """Trial count, Sharpe variance across trials, and the Deflated Sharpe Ratio of the best trial."""
-    trials = [r for r in rows if _number(r.get("sharpe")) is not None and r.get("returns_n")]
+    trials = [r for r in rows if rankable(r.get("sharpe")) is not None and r.get("returns_n")]
     if not trials:
         return None
     sharpes = [float(r["sharpe"]) for r in trials]
