@@ -120,7 +120,7 @@ def run_backtest(
     exec_arr = execution.as_array()
     t0 = time.perf_counter()
     calls = 0
-    steps = 0 if progress is None else 1_000
+    steps = 0 if progress is None else 20_000
     last = t0
     with sim as hbt:
         while True:
