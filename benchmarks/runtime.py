@@ -76,7 +76,7 @@ def run(feed):
         progress = None
         if case == "runtime+progress":  # progress reporting on, written to /dev/null as log lines
             ev = feed.events
-            progress = RunProgress("bench", len(ev), int(ev["local_ts"].min()), int(ev["local_ts"].max()),
+            progress = RunProgress("bench", len(ev), int(ev[0]["local_ts"]), int(ev[-1]["local_ts"]),
                                    mode="log", stream=open(os.devnull, "w"), log_every_s=0.0)
         out = run_backtest(feed, strategy, params, VenueConfig(), RiskConfig(), ExecutionConfig(),
                            RuntimeConfig(interval_ns=interval), progress=progress)
