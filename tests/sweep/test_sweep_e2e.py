@@ -12,6 +12,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
+from hftlab.sweep.fork_launcher import worker_count
 from tests.run.test_run_e2e import HFTLAB, digests, hftlab, make_project
 
 GRID = ("-m", "experiment=grid_sweep")
@@ -93,17 +94,39 @@ def test_a_failing_run_is_recorded_and_the_others_complete(swept):
     assert 1 == status.returncode and "failed 1" in status.stdout
 
 
-def test_parallel_launcher_gives_the_same_bytes_as_serial(swept, tmp_path):
-    """The joblib launcher (worker processes) produces the same run ids and bytes as the serial sweep."""
+@pytest.mark.parametrize("launcher", ["parallel", "forked"])
+def test_parallel_launchers_give_the_same_bytes_as_serial(swept, tmp_path, launcher):
+    """The joblib launcher (fresh worker processes) and the forked launcher (workers forked after the first
+    compile) produce the same run ids and bytes as the serial sweep."""
     project, _ = swept
-    other = make_project(tmp_path / "parallel")
-    out = hftlab(other, "run", *GRID, "hydra/launcher=parallel")
+    other = make_project(tmp_path / launcher)
+    out = hftlab(other, "run", *GRID, f"hydra/launcher={launcher}")
     assert "6 runs: 6 executed" in out.stdout
+    if launcher == "forked":
+        assert f"forking {min(worker_count(-1), 5)} workers for 5 jobs" in out.stdout + out.stderr
     assert run_dirs(project, "grid_sweep") == run_dirs(other, "grid_sweep")
+    for name in ("summary.csv", "summary.json", "summary.parquet"):
+        assert (project / "results" / "grid_sweep" / name).read_bytes() == (
+            other / "results" / "grid_sweep" / name
+        ).read_bytes()
 
 
-def test_kill_mid_sweep_then_resume_runs_only_the_missing(tmp_path):
-    """kill -9 after some runs finished: the next sweep executes only what is missing."""
+def test_forked_launcher_isolates_a_failing_run(swept):
+    """A failing grid point under the forked launcher: recorded in the manifest, the others complete."""
+    project, _ = swept
+    out = hftlab(
+        project, "run", "-m", "experiment_name=forked_failure", "strategy.params.order_qty=0.01,-1,0.02,0.03",
+        "hydra/launcher=forked", check=False,
+    )  # fmt: skip
+    assert 0 != out.returncode
+    assert "1 failed" in out.stdout
+    statuses = sorted(r["status"] for r in manifest(project, "forked_failure")["runs"])
+    assert ["done", "done", "done", "failed"] == statuses
+
+
+def test_kill_mid_sweep_then_resume_runs_only_the_missing(swept, tmp_path):
+    """kill -9 after some runs finished: the next sweep executes only what is missing, and ends with the
+    bytes of an uninterrupted sweep."""
     project = make_project(tmp_path / "p")
     env = {**os.environ, "DVC_NO_ANALYTICS": "1", "HFTLAB_PROJECT": str(project)}
     proc = subprocess.Popen(
@@ -126,6 +149,11 @@ def test_kill_mid_sweep_then_resume_runs_only_the_missing(tmp_path):
     out = hftlab(project, "run", *GRID)
     assert f"6 runs: {6 - complete} executed, {complete} cached, 0 failed" in out.stdout
     assert 0 == hftlab(project, "status", "results/grid_sweep").returncode
+    uninterrupted, _ = swept
+    assert run_dirs(uninterrupted, "grid_sweep") == run_dirs(project, "grid_sweep")
+    for name in ("summary.csv", "summary.json", "summary.parquet"):
+        expected = (uninterrupted / "results" / "grid_sweep" / name).read_bytes()
+        assert expected == (project / "results" / "grid_sweep" / name).read_bytes(), name
 
 
 def test_two_sweeps_at_once_do_not_corrupt_each_other(tmp_path):

@@ -1,0 +1,1 @@
+"""hftlab's ``forked`` Hydra launcher (``hydra/launcher=forked``): compile once, then fork workers."""
