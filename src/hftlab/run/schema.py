@@ -64,6 +64,10 @@ class SweepConfig:
     #: After a sweep, delete run directories of this experiment that are not in its grid (DVC stages
     #: set it, so a tracked results folder holds exactly the current grid's runs).
     prune: bool = False
+    #: Serve a Prometheus endpoint (runs by status, events/s) on this port while the sweep runs (None: off).
+    prometheus_port: int | None = None
+    #: Address the endpoint binds to (127.0.0.1: this machine only; 0.0.0.0: every interface).
+    prometheus_addr: str = "127.0.0.1"
 
 
 @dataclass

@@ -25,6 +25,9 @@ def sweep_points(config: DictConfig) -> tuple[list[str], list[list[str]]]:
 
 
 class SweepCallback(Callback):
+    def __init__(self) -> None:
+        self.metrics_server: Any = None
+
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         from hftlab.sweep import manifest
         from hftlab.sweep.app import experiment_dir
@@ -33,6 +36,13 @@ class SweepCallback(Callback):
         exp_dir = experiment_dir(config)
         manifest.start_sweep(exp_dir, grid, points)
         print(f"sweep {config.experiment_name}: {len(points)} runs -> {exp_dir}")
+        port = config.sweep.prometheus_port
+        if port is not None:
+            from hftlab.sweep.prometheus import serve
+
+            addr = str(config.sweep.prometheus_addr)
+            self.metrics_server = serve(exp_dir, str(config.experiment_name), int(port), addr)
+            print(f"sweep {config.experiment_name}: Prometheus metrics on http://{addr}:{port}/metrics", flush=True)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         from hftlab.sweep import manifest
@@ -55,3 +65,7 @@ class SweepCallback(Callback):
         for r in m["runs"]:
             if r["status"] == "failed":
                 print(f"  failed [{' '.join(r['overrides'])}]: {r['error']}")
+        if self.metrics_server is not None:
+            self.metrics_server.shutdown()
+            self.metrics_server.server_close()
+            self.metrics_server = None
