@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from hftlab.storage import Catalog
+from hftlab.storage import Catalog, Instrument
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
@@ -46,7 +46,9 @@ def btc_sample(tmp_path_factory) -> tuple[Catalog, Path]:
     from hftlab.ingest.common import apply_local_ts_correction
 
     catalog = Catalog(tmp_path_factory.mktemp("canonical"))
-    result = binance_futures.convert(path, symbol="BTCUSDT", tick_size=0.1, lot_size=0.001)
+    result = binance_futures.convert(
+        path, Instrument(venue="binance-futures", symbol="BTCUSDT", tick_size=0.1, lot_size=0.001)
+    )
     apply_local_ts_correction(result, "auto")
     catalog.promote(result, "btc")
     return catalog, path

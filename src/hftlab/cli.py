@@ -18,7 +18,7 @@ from typing import Any
 
 from hftlab.errors import HftlabError, StorageError
 from hftlab.storage.catalog import Catalog, Dataset
-from hftlab.storage.schema import IngestResult
+from hftlab.storage.schema import IngestResult, Instrument
 
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
 
@@ -61,15 +61,15 @@ def _promote(args: argparse.Namespace, result: IngestResult, default_id: str) ->
     return 0
 
 
-def _instrument_args(args: argparse.Namespace) -> dict[str, Any]:
-    return {
-        "symbol": args.symbol,
-        "tick_size": args.tick_size,
-        "lot_size": args.lot_size,
-        "venue": args.venue,
-        "contract_type": args.contract_type,
-        "contract_size": args.contract_size,
-    }
+def _instrument(args: argparse.Namespace) -> Instrument:
+    return Instrument(
+        venue=args.venue,
+        symbol=args.symbol,
+        tick_size=args.tick_size,
+        lot_size=args.lot_size,
+        contract_type=args.contract_type,
+        contract_size=args.contract_size,
+    )
 
 
 def _cmd_synth(args: argparse.Namespace) -> int:
@@ -84,7 +84,7 @@ def _cmd_synth(args: argparse.Namespace) -> int:
 def _cmd_import_binance(args: argparse.Namespace) -> int:
     from hftlab.ingest import binance_futures
 
-    result = binance_futures.convert(Path(args.file), **_instrument_args(args))
+    result = binance_futures.convert(Path(args.file), _instrument(args))
     return _promote(args, result, f"{args.venue}-{args.symbol}")
 
 
@@ -95,7 +95,7 @@ def _cmd_import_tardis(args: argparse.Namespace) -> int:
         return Path(value) if value else None
 
     result = tardis.convert(
-        book=path(args.book), trades=path(args.trades), quotes=path(args.quotes), **_instrument_args(args)
+        book=path(args.book), trades=path(args.trades), quotes=path(args.quotes), instrument=_instrument(args)
     )
     return _promote(args, result, f"{args.venue}-{args.symbol}")
 
@@ -103,7 +103,7 @@ def _cmd_import_tardis(args: argparse.Namespace) -> int:
 def _cmd_import_npz(args: argparse.Namespace) -> int:
     from hftlab.ingest import npz
 
-    result = npz.convert(Path(args.file), **_instrument_args(args))
+    result = npz.convert(Path(args.file), _instrument(args))
     return _promote(args, result, f"{args.venue}-{args.symbol}")
 
 

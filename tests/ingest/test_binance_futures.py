@@ -15,11 +15,11 @@ import pytest
 from hftlab.errors import DataError
 from hftlab.ingest.binance_futures import CONVERTER_VERSION, convert
 from hftlab.ingest.common import apply_local_ts_correction
-from hftlab.storage import FEEDS, Catalog, IngestResult, Kind, Side
+from hftlab.storage import FEEDS, Catalog, IngestResult, Instrument, Kind, Side
 from tests.conftest import tree_snapshot
 
 SAMPLE = Path("binance-futures") / "btcusdt_20240808.gz"
-SPEC: dict[str, Any] = {"symbol": "BTCUSDT", "tick_size": 0.1, "lot_size": 0.001}
+SPEC: dict[str, Any] = {"venue": "binance-futures", "symbol": "BTCUSDT", "tick_size": 0.1, "lot_size": 0.001}
 
 T0 = 1723161256298  # ms
 L0 = 1723161255030314667  # ns
@@ -69,7 +69,7 @@ GOOD_LINES = [
 
 def raises_at(path: Path, rule: str, line: int, **spec: Any) -> DataError:
     with pytest.raises(DataError) as info:
-        convert(path, **(SPEC | spec))
+        convert(path, Instrument(**(SPEC | spec)))
     err = info.value
     assert rule == err.rule
     assert str(path) == err.source
@@ -106,7 +106,7 @@ def test_real_sample_row_counts_match_a_plain_json_count(shared_data: Path) -> N
             elif data["e"] == "bookTicker":
                 counts["bbo"] += 2
 
-    result = convert(path, **SPEC)
+    result = convert(path, Instrument(**SPEC))
 
     assert counts == {f.feed: len(f) for f in result.feeds}
     d = feeds_of(result)["depth"]
@@ -124,7 +124,7 @@ def test_real_sample_agrees_with_hftbacktest_converter(shared_data: Path) -> Non
 
     path = sample_path(shared_data)
     arr = binancefutures.convert(str(path), combined_stream=True, buffer_size=2_000_000)
-    result = convert(path, **SPEC)
+    result = convert(path, Instrument(**SPEC))
 
     # hftbacktest's event-order correction duplicates some events into an EXCH-only and a LOCAL-only row;
     # each original event carries the EXCH_EVENT flag exactly once.
@@ -153,7 +153,7 @@ def test_real_sample_agrees_with_hftbacktest_converter(shared_data: Path) -> Non
 def test_real_sample_promotes_only_after_local_ts_correction(shared_data: Path, catalog: Catalog) -> None:
     """Protects the pipeline: the receive clock ~1.27 s behind is refused uncorrected and accepted corrected."""
     path = sample_path(shared_data)
-    raw = convert(path, **SPEC)
+    raw = convert(path, Instrument(**SPEC))
     corrected = IngestResult(
         instrument=raw.instrument,
         feeds=[dataclasses.replace(f) for f in raw.feeds],
@@ -202,7 +202,7 @@ def test_hand_made_file_rows_lines_and_lineage(tmp_path: Path) -> None:
     ]
     path = write_gz(tmp_path / "hand.gz", lines)
 
-    result = convert(path, **SPEC)
+    result = convert(path, Instrument(**SPEC))
 
     ms = 1_000_000
     rows = {
@@ -252,7 +252,7 @@ def test_hand_made_file_rows_lines_and_lineage(tmp_path: Path) -> None:
 def test_feeds_without_rows_are_left_out(tmp_path: Path) -> None:
     """Protects the contract that an importer returns no empty feed frames."""
     path = write_gz(tmp_path / "trades-only.gz", [f"{L0} " + trade(T0, "100.0", "1", False)])
-    assert ["trades"] == [f.feed for f in convert(path, **SPEC).feeds]
+    assert ["trades"] == [f.feed for f in convert(path, Instrument(**SPEC)).feeds]
 
 
 # -- errors ---------------------------------------------------------------------------------------
@@ -293,7 +293,7 @@ def test_missing_file_is_unreadable(tmp_path: Path) -> None:
     """Protects the error contract for a wrong path: a DataError naming the file, not a bare OSError."""
     path = tmp_path / "absent.gz"
     with pytest.raises(DataError) as info:
-        convert(path, **SPEC)
+        convert(path, Instrument(**SPEC))
     assert "unreadable-input" == info.value.rule
     assert path.name in str(info.value)
 

@@ -23,9 +23,9 @@ from hftbacktest.types import (
 from hftlab.errors import DataError
 from hftlab.ingest.common import apply_local_ts_correction
 from hftlab.ingest.npz import CONVERTER_VERSION, convert
-from hftlab.storage import FEEDS, Catalog, IngestResult, Kind, Side
+from hftlab.storage import FEEDS, Catalog, IngestResult, Instrument, Kind, Side
 
-SPEC: dict[str, Any] = {"symbol": "ABC", "tick_size": 0.5, "lot_size": 1.0, "venue": "test"}
+SPEC = Instrument(symbol="ABC", tick_size=0.5, lot_size=1.0, venue="test")
 BOTH = EXCH_EVENT | LOCAL_EVENT
 
 
@@ -78,7 +78,7 @@ SMALL = [
 def test_kinds_sides_and_split_pair_dedup(tmp_path: Path) -> None:
     """Protects the mapping kind -> feed, flags -> side, and that a split EXCH/LOCAL pair becomes one row."""
     path = save(tmp_path, events(SMALL))
-    result = convert(path, **SPEC)
+    result = convert(path, SPEC)
 
     feeds = feeds_of(result)
     assert list(FEEDS) == [f.feed for f in result.feeds]
@@ -107,7 +107,7 @@ def test_kinds_sides_and_split_pair_dedup(tmp_path: Path) -> None:
 def test_unflagged_rows_are_all_kept_and_npy_works(tmp_path: Path) -> None:
     """Protects files without EXCH/LOCAL flags (all rows kept) and the .npy format."""
     arr = events([(ev & ~BOTH, e, lo, p, q) for ev, e, lo, p, q in SMALL])
-    result = convert(save(tmp_path, arr, "events.npy"), **SPEC)
+    result = convert(save(tmp_path, arr, "events.npy"), SPEC)
 
     assert {"snapshot": 3, "depth": 1, "bbo": 2, "trades": 3} == {f.feed: len(f) for f in result.feeds}
     assert [4, 6, 7] == feeds_of(result)["trades"].line.tolist()
@@ -115,7 +115,7 @@ def test_unflagged_rows_are_all_kept_and_npy_works(tmp_path: Path) -> None:
 
 def test_small_file_promotes(tmp_path: Path, catalog: Catalog) -> None:
     """Protects the pipeline: a deduplicated hftbacktest array passes validation and is stored."""
-    result = convert(save(tmp_path, events(SMALL)), **SPEC)
+    result = convert(save(tmp_path, events(SMALL)), SPEC)
     apply_local_ts_correction(result, 0)
 
     dataset, new = catalog.promote(result, "x")
@@ -136,7 +136,7 @@ def test_round_trip_of_a_real_hftbacktest_conversion(shared_data: Path, tmp_path
     path = tmp_path / "btcusdt.npz"
     np.savez(path, data=arr)
 
-    result = convert(path, symbol="BTCUSDT", tick_size=0.1, lot_size=0.001, venue="binance-futures")
+    result = convert(path, Instrument(symbol="BTCUSDT", tick_size=0.1, lot_size=0.001, venue="binance-futures"))
 
     exch_kind = arr["ev"][(arr["ev"] & EXCH_EVENT) != 0] & 0xFF
     expected = {
@@ -163,7 +163,7 @@ def test_unsupported_kind_names_the_row(tmp_path: Path, kind: int) -> None:
     path = save(tmp_path, events(rows))
 
     with pytest.raises(DataError) as info:
-        convert(path, **SPEC)
+        convert(path, SPEC)
 
     assert "unsupported-kind" == info.value.rule
     assert str(path) == info.value.source
@@ -178,7 +178,7 @@ def test_both_side_flags_are_refused(tmp_path: Path) -> None:
     path = save(tmp_path, events(rows))
 
     with pytest.raises(DataError) as info:
-        convert(path, **SPEC)
+        convert(path, SPEC)
 
     assert ("invalid-side", "row 2") == (info.value.rule, info.value.location)
 
@@ -234,7 +234,7 @@ def test_bad_files_name_the_file_and_rule(tmp_path: Path, make: Any, rule: str) 
     path = make(tmp_path)
 
     with pytest.raises(DataError) as info:
-        convert(path, **SPEC)
+        convert(path, SPEC)
 
     assert rule == info.value.rule
     assert str(path) == info.value.source
@@ -246,6 +246,6 @@ def test_only_local_rows_is_empty_input(tmp_path: Path) -> None:
     path = save(tmp_path, events([(TRADE_EVENT | LOCAL_EVENT | BUY_EVENT, 1, 2, 99.0, 1.0)]))
 
     with pytest.raises(DataError) as info:
-        convert(path, **SPEC)
+        convert(path, SPEC)
 
     assert "empty-input" == info.value.rule

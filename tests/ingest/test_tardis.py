@@ -13,23 +13,18 @@ import pytest
 from hftlab.errors import DataError
 from hftlab.ingest.common import apply_local_ts_correction
 from hftlab.ingest.tardis import CONVERTER_VERSION, convert
-from hftlab.storage import Catalog, IngestResult, Kind, Side
+from hftlab.storage import Catalog, IngestResult, Instrument, Kind, Side
 from tests.conftest import tree_snapshot
 
 TRADES = Path("tardis") / "tardis_trades_binance-futures_BTCUSDT_2020-02-22.csv"
 QUOTES = Path("tardis") / "tardis_quotes_binance-futures_BTCUSDT_2020-02-22.csv"
 BOOK = Path("tardis") / "deribit_incremental_book_L2_BTC-PERPETUAL.csv"
 
-BINANCE: dict[str, Any] = {"symbol": "BTCUSDT", "tick_size": 0.01, "lot_size": 0.001, "venue": "binance-futures"}
-DERIBIT: dict[str, Any] = {
-    "symbol": "BTC-PERPETUAL",
-    "tick_size": 0.5,
-    "lot_size": 10.0,
-    "venue": "deribit",
-    "contract_type": "inverse",
-    "contract_size": 10.0,
-}
-SPEC: dict[str, Any] = {"symbol": "ABC", "tick_size": 0.5, "lot_size": 1.0, "venue": "test"}
+BINANCE = Instrument(symbol="BTCUSDT", tick_size=0.01, lot_size=0.001, venue="binance-futures")
+DERIBIT = Instrument(
+    symbol="BTC-PERPETUAL", tick_size=0.5, lot_size=10.0, venue="deribit", contract_type="inverse", contract_size=10.0
+)
+SPEC = Instrument(symbol="ABC", tick_size=0.5, lot_size=1.0, venue="test")
 
 TRADES_HEADER = "exchange,symbol,timestamp,local_timestamp,id,side,price,amount"
 QUOTES_HEADER = "exchange,symbol,timestamp,local_timestamp,ask_amount,ask_price,bid_price,bid_amount"
@@ -69,7 +64,7 @@ def columns(frame: Any) -> list[tuple[Any, ...]]:
 
 def raises(rule: str, path: Path, location: str | None, **inputs: Any) -> DataError:
     with pytest.raises(DataError) as info:
-        convert(**inputs, **SPEC)
+        convert(**inputs, instrument=SPEC)
     err = info.value
     assert rule == err.rule
     assert str(path) == err.source
@@ -86,7 +81,7 @@ def test_real_trades_sample_count_and_first_row(shared_data: Path) -> None:
     """Protects trade parsing: 9,999 rows, µs -> ns, buy -> BID, values and line equal the CSV text."""
     path = sample(shared_data, TRADES)
     text = csv_rows(path)
-    result = convert(trades=path, **BINANCE)
+    result = convert(trades=path, instrument=BINANCE)
 
     trades = feeds_of(result)["trades"]
     assert ["trades"] == [f.feed for f in result.feeds]
@@ -116,7 +111,7 @@ def test_real_quotes_sample_gives_a_bid_and_an_ask_row_per_quote(shared_data: Pa
     path = sample(shared_data, QUOTES)
     text = csv_rows(path)
     both = sum(all(r[c] for c in ("ask_amount", "ask_price", "bid_price", "bid_amount")) for r in text)
-    result = convert(quotes=path, **BINANCE)
+    result = convert(quotes=path, instrument=BINANCE)
 
     bbo = feeds_of(result)["bbo"]
     assert 2 * both == len(bbo)
@@ -136,7 +131,7 @@ def test_real_deribit_book_sample_is_one_snapshot_block(shared_data: Path) -> No
     text = csv_rows(path)
     assert 15 == len(text)
     assert {("true", "ask")} == {(r["is_snapshot"], r["side"]) for r in text}
-    result = convert(book=path, **DERIBIT)
+    result = convert(book=path, instrument=DERIBIT)
 
     assert ["snapshot"] == [f.feed for f in result.feeds]  # no incremental rows: no depth feed
     snap = feeds_of(result)["snapshot"]
@@ -163,11 +158,11 @@ def test_real_deribit_book_sample_is_one_snapshot_block(shared_data: Path) -> No
     ("role", "rel", "spec"), [("trades", TRADES, BINANCE), ("quotes", QUOTES, BINANCE), ("book", BOOK, DERIBIT)]
 )
 def test_real_samples_promote_without_correction(
-    shared_data: Path, catalog: Catalog, role: str, rel: Path, spec: dict[str, Any]
+    shared_data: Path, catalog: Catalog, role: str, rel: Path, spec: Instrument
 ) -> None:
     """Protects the pipeline: each sample (receive clock after the exchange's) promotes with correction 0."""
     path = sample(shared_data, rel)
-    result = convert(**{role: path}, **spec)
+    result = convert(**{role: path}, instrument=spec)
     assert 0 == apply_local_ts_correction(result, 0)
 
     dataset, new = catalog.promote(result, "x")
@@ -185,7 +180,7 @@ def test_real_trades_agree_with_hftbacktest_tardis_converter(shared_data: Path) 
 
     path = sample(shared_data, TRADES)
     arr = hbt_tardis.convert([str(path)], buffer_size=20_000)
-    trades = feeds_of(convert(trades=path, **BINANCE))["trades"]
+    trades = feeds_of(convert(trades=path, instrument=BINANCE))["trades"]
 
     exch_rows = arr[(arr["ev"] & (1 << 31)) != 0]
     hbt_side = np.where(exch_rows["ev"] & (1 << 29), 1, np.where(exch_rows["ev"] & (1 << 28), -1, 0))
@@ -222,7 +217,7 @@ def test_book_snapshot_blocks_clear_rows_and_depth(tmp_path: Path) -> None:
             "t,ABC,600,650,true,ask,12,8",  # 11: block 3, ends the file
         ],
     )
-    result = convert(book=path, **SPEC)
+    result = convert(book=path, instrument=SPEC)
 
     feeds = feeds_of(result)
     assert ["snapshot", "depth"] == [f.feed for f in result.feeds]
@@ -261,7 +256,7 @@ def test_trades_sides_and_quotes_with_a_missing_side(tmp_path: Path) -> None:
         QUOTES_HEADER,
         ["t,ABC,1,2,1,10.5,10,2", "t,ABC,3,4,,,10,3", "t,ABC,5,6,4,11,10,", "t,ABC,7,8,5,11.5,,"],
     )
-    result = convert(trades=trades, quotes=quotes, **SPEC)
+    result = convert(trades=trades, quotes=quotes, instrument=SPEC)
 
     feeds = feeds_of(result)
     assert [int(Side.BID), int(Side.ASK), int(Side.NONE)] == feeds["trades"].side.tolist()
@@ -284,8 +279,8 @@ def test_gzipped_csv_reads_like_plain_csv(tmp_path: Path) -> None:
     packed = tmp_path / "trades.csv.gz"
     packed.write_bytes(gzip.compress(plain.read_bytes()))
 
-    expected = columns(convert(trades=plain, **SPEC).feeds[0])
-    assert expected == columns(convert(trades=packed, **SPEC).feeds[0])
+    expected = columns(convert(trades=plain, instrument=SPEC).feeds[0])
+    assert expected == columns(convert(trades=packed, instrument=SPEC).feeds[0])
 
 
 # -- importer errors ------------------------------------------------------------------------------
@@ -410,7 +405,7 @@ def test_nanosecond_timestamps_are_refused_not_overflowed(tmp_path: Path) -> Non
 def test_no_input_or_no_rows_is_empty_input(tmp_path: Path) -> None:
     """Protects empty-input: no file given, or only a header line."""
     with pytest.raises(DataError) as info:
-        convert(**SPEC)
+        convert(instrument=SPEC)
     assert "empty-input" == info.value.rule
     path = write(tmp_path / "trades.csv", TRADES_HEADER, [])
     raises("empty-input", path, None, trades=path)
@@ -434,7 +429,7 @@ def test_validation_rule_names_csv_file_and_line_and_writes_nothing(
 ) -> None:
     """Protects error provenance: a validation failure at promotion names the CSV file and line; nothing is stored."""
     path = write(tmp_path / name, header, rows)
-    result = convert(**{name.removesuffix(".csv"): path}, **SPEC)
+    result = convert(**{name.removesuffix(".csv"): path}, instrument=SPEC)
 
     with pytest.raises(DataError) as info:
         catalog.promote(result, "x")

@@ -32,7 +32,7 @@ Errors are :class:`~hftlab.errors.DataError` naming the file and ``line N`` (1-b
 ``unreadable-input`` (missing file, not gzip, truncated or corrupt gzip), ``malformed-record`` (no
 space, a timestamp that is not a non-negative integer, invalid JSON, JSON that is not an object),
 ``wrong-type`` (a missing key or a value of the wrong type, naming the key), ``symbol-mismatch``
-(a message's ``s`` differs from the ``symbol`` argument).
+(a message's ``s`` differs from ``instrument.symbol``).
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ import numpy as np
 
 from hftlab.errors import DataError
 from hftlab.ingest.common import converter_lineage
-from hftlab.storage.schema import FEEDS, ContractType, FeedFrame, IngestResult, Instrument, Kind, Side
+from hftlab.storage.schema import FEEDS, FeedFrame, IngestResult, Instrument, Kind, Side
 
 #: Version of this converter's semantics; recorded in the lineage. Bump it when the output changes.
 CONVERTER_VERSION = 1
@@ -137,35 +137,18 @@ def _read_lines(path: Path) -> Iterator[tuple[int, bytes]]:
         ) from exc
 
 
-def convert(
-    path: Path,
-    *,
-    symbol: str,
-    tick_size: float,
-    lot_size: float,
-    venue: str = "binance-futures",
-    contract_type: ContractType = "linear",
-    contract_size: float = 1.0,
-) -> IngestResult:
+def convert(path: Path, instrument: Instrument) -> IngestResult:
     """Convert one gzipped Binance Futures collector file into canonical feeds (see the module docstring).
 
-    Assumptions: the file holds combined-stream messages of ONE instrument, ``symbol`` spelled exactly
+    Assumptions: the file holds combined-stream messages of ONE instrument, ``instrument.symbol`` spelled exactly
     as the venue spells it in ``s`` (e.g. ``"BTCUSDT"``); ``T`` is in milliseconds; local timestamps are
     in nanoseconds and are not corrected here. Rows are returned in file order per feed; feeds with no
     rows are left out. ``FeedFrame.source`` is ``str(path)`` and each row's ``line`` is its 1-based line.
 
     Raises :class:`~hftlab.errors.DataError` (``unreadable-input``, ``malformed-record``, ``wrong-type``,
-    ``symbol-mismatch``) naming the file and line; :class:`ValueError` for invalid instrument arguments.
+    ``symbol-mismatch``) naming the file and line. The instrument checks its own fields (ValueError).
     """
     path = Path(path)
-    instrument = Instrument(
-        venue=venue,
-        symbol=symbol,
-        tick_size=tick_size,
-        lot_size=lot_size,
-        contract_type=contract_type,
-        contract_size=contract_size,
-    )
     source = str(path)
     feeds = {name: _Rows() for name in FEEDS}
     snapshot, depth, bbo, trades = feeds["snapshot"], feeds["depth"], feeds["bbo"], feeds["trades"]
@@ -222,11 +205,11 @@ def convert(
             return
         if type(s) is not str:
             raise wrong_type(lineno, data, "s", "a string (the symbol)", context)
-        if s != symbol:
+        if s != instrument.symbol:
             raise fail(
                 "symbol-mismatch",
                 lineno,
-                f"{context}: message is for symbol {s!r}, but the import is for {symbol!r} "
+                f"{context}: message is for symbol {s!r}, but the import is for {instrument.symbol!r} "
                 "(one file must hold one instrument; the symbol is compared exactly, case included)",
             )
 
@@ -317,7 +300,7 @@ def convert(
         CONVERTER_NAME,
         CONVERTER_VERSION,
         [path],
-        symbol=symbol,
+        symbol=instrument.symbol,
         ignored_messages=dict(sorted(ignored.items())),
         skipped_error_lines=error_lines,
     )

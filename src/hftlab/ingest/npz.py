@@ -31,7 +31,7 @@ import numpy as np
 
 from hftlab.errors import DataError
 from hftlab.ingest.common import converter_lineage
-from hftlab.storage.schema import FEEDS, ContractType, FeedFrame, IngestResult, Instrument, Kind, Side
+from hftlab.storage.schema import FEEDS, FeedFrame, IngestResult, Instrument, Kind, Side
 
 CONVERTER_VERSION = 1
 
@@ -100,25 +100,8 @@ def load_events(path: Path) -> np.ndarray:
     return arr
 
 
-def convert(
-    path: Path,
-    *,
-    symbol: str,
-    tick_size: float,
-    lot_size: float,
-    venue: str,
-    contract_type: ContractType = "linear",
-    contract_size: float = 1.0,
-) -> IngestResult:
+def convert(path: Path, instrument: Instrument) -> IngestResult:
     """Convert an hftbacktest event file into canonical feeds (see the module docstring)."""
-    instrument = Instrument(
-        venue=venue,
-        symbol=symbol,
-        tick_size=tick_size,
-        lot_size=lot_size,
-        contract_type=contract_type,
-        contract_size=contract_size,
-    )
     path = Path(path)
     source = str(path)
     arr = load_events(path)

@@ -60,7 +60,7 @@ import pyarrow as pa
 from hftlab.errors import DataError
 from hftlab.ingest.common import converter_lineage
 from hftlab.ingest.csv_reader import FIRST_DATA_LINE, _codes, _floats, _read, _timestamps
-from hftlab.storage.schema import ContractType, FeedFrame, IngestResult, Instrument, Kind, Side
+from hftlab.storage.schema import FeedFrame, IngestResult, Instrument, Kind, Side
 
 CONVERTER_VERSION = 1
 
@@ -107,33 +107,20 @@ def convert(
     book: Path | None = None,
     trades: Path | None = None,
     quotes: Path | None = None,
-    symbol: str,
-    tick_size: float,
-    lot_size: float,
-    venue: str,
-    contract_type: ContractType = "linear",
-    contract_size: float = 1.0,
+    instrument: Instrument,
 ) -> IngestResult:
     """Convert Tardis.dev CSV files of one instrument into canonical feeds (see the module docstring)."""
-    instrument = Instrument(
-        venue=venue,
-        symbol=symbol,
-        tick_size=tick_size,
-        lot_size=lot_size,
-        contract_type=contract_type,
-        contract_size=contract_size,
-    )
     given = {"book": book, "trades": trades, "quotes": quotes}
     inputs = [Path(p) for p in given.values() if p is not None]
     if not inputs:
         raise DataError("empty-input", "<no input>", None, "give at least one of book, trades or quotes")
     frames: list[FeedFrame] = []
     if book is not None:
-        frames += _convert_book(Path(book), symbol)
+        frames += _convert_book(Path(book), instrument.symbol)
     if trades is not None:
-        frames.append(_convert_trades(Path(trades), symbol))
+        frames.append(_convert_trades(Path(trades), instrument.symbol))
     if quotes is not None:
-        frames.append(_convert_quotes(Path(quotes), symbol))
+        frames.append(_convert_quotes(Path(quotes), instrument.symbol))
     if sum(len(f) for f in frames) == 0:
         sources = ", ".join(str(p) for p in inputs)
         raise DataError("empty-input", sources, None, "the input files hold no rows")
