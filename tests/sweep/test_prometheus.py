@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import time
 import urllib.error
@@ -15,8 +16,8 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from hftlab.sweep.prometheus import SweepCollector
-from tests.run.test_run_e2e import HFTLAB, make_project
-from tests.sweep.test_ray_launcher import free_port
+from tests.conftest import free_port
+from tests.run.test_run_e2e import HFTLAB, hftlab, make_project
 
 
 def samples(text: str) -> dict[tuple[str, str], float]:
@@ -83,3 +84,17 @@ def test_endpoint_is_scraped_over_loopback_during_a_sweep(tmp_path: Path):
         raise AssertionError("the endpoint still answers after the sweep ended")
     except (urllib.error.URLError, ConnectionError):
         pass
+
+
+def test_a_port_that_cannot_be_served_stops_the_sweep_before_anything_is_written(tmp_path: Path):
+    """The port is taken: exit non-zero naming the key and address; no manifest, no run."""
+    project = make_project(tmp_path / "p")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        out = hftlab(project, "run", "-m", "experiment_name=busy", f"sweep.prometheus_port={port}", check=False)
+    assert 0 != out.returncode
+    assert f"sweep.prometheus_port={port}: cannot serve metrics on 127.0.0.1:{port}" in out.stderr
+    assert "Address already in use" in out.stderr
+    assert not (project / "results" / "busy").exists()

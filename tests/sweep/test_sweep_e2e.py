@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -13,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from hftlab.sweep.fork_launcher import worker_count
-from tests.run.test_run_e2e import HFTLAB, digests, hftlab, make_project
+from tests.run.test_run_e2e import HFTLAB, SYNTH, digests, hftlab, make_project
 
 GRID = ("-m", "experiment=grid_sweep")
 
@@ -94,6 +95,17 @@ def test_a_failing_run_is_recorded_and_the_others_complete(swept):
     assert 1 == status.returncode and "failed 1" in status.stdout
 
 
+def test_a_summary_that_cannot_be_written_fails_the_sweep(swept):
+    """Bookkeeping errors are not swallowed (Hydra only warns about a callback's exception): exit 2, named."""
+    project, _ = swept
+    blocker = project / "results" / "unwritable" / "summary.csv"
+    blocker.mkdir(parents=True)  # a directory where the summary file goes
+    out = hftlab(project, "run", "-m", "experiment_name=unwritable", check=False)
+    assert 2 == out.returncode
+    assert "hftlab: error:" in out.stderr and "summary.csv" in out.stderr
+    assert "done" == manifest(project, "unwritable")["runs"][0]["status"]  # the run itself completed
+
+
 @pytest.mark.parametrize("launcher", ["parallel", "forked"])
 def test_parallel_launchers_give_the_same_bytes_as_serial(swept, tmp_path, launcher):
     """The joblib launcher (fresh worker processes) and the forked launcher (workers forked after the first
@@ -122,6 +134,48 @@ def test_forked_launcher_isolates_a_failing_run(swept):
     assert "1 failed" in out.stdout
     statuses = sorted(r["status"] for r in manifest(project, "forked_failure")["runs"])
     assert ["done", "done", "done", "failed"] == statuses
+
+
+def children(pid: int) -> list[int]:
+    """Process ids whose parent is ``pid`` (from /proc)."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # the process ended while we looked
+        if int(fields[1]) == pid:
+            out.append(int(stat.parent.name))
+    return out
+
+
+def test_a_dead_forked_worker_stops_the_sweep_and_the_rerun_completes_it(tmp_path):
+    """kill -9 of one forked worker: the sweep exits non-zero saying so (never hangs); the same command
+    again executes only what is missing."""
+    bigger = [*SYNTH[:-1], "400"]  # runs long enough (~0.5 s) to kill a worker mid-sweep
+    project = make_project(tmp_path / "p", bigger)
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1", "HFTLAB_PROJECT": str(project)}
+    args = ["run", *GRID, "hydra/launcher=forked"]
+    proc = subprocess.Popen([HFTLAB, *args], cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    deadline = time.monotonic() + 180
+    killed = None
+    while killed is None and proc.poll() is None and time.monotonic() < deadline:
+        workers = children(proc.pid)
+        if workers:
+            killed = workers[0]
+            os.kill(killed, signal.SIGKILL)
+        time.sleep(0.01)
+    out, err = proc.communicate(timeout=120)
+    assert killed is not None, f"no worker was seen:\n{out}\n{err}"
+    assert 0 != proc.returncode
+    assert "a forked worker process died" in out + err
+    m = manifest(project, "grid_sweep")
+    finished = sum(r["status"] == "done" for r in m["runs"])
+    assert finished < 6
+    again = hftlab(project, *args)
+    complete = 6 - int(re.search(r"6 runs: (\d+) executed", again.stdout).group(1))
+    assert complete == len([r for r in m["runs"] if r["status"] == "done"])
+    assert 0 == hftlab(project, "status", "results/grid_sweep").returncode
 
 
 def test_kill_mid_sweep_then_resume_runs_only_the_missing(swept, tmp_path):

@@ -19,6 +19,8 @@ from typing import Any
 from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from hftlab.errors import ConfigError
+from hftlab.run.results import TELEMETRY_FILE, runs_dir
 from hftlab.sweep import manifest
 
 
@@ -36,8 +38,9 @@ class SweepCollector:
                 runs.add_metric([self.experiment, status], n)
         yield runs
         rates, events = [], 0
+        runs_root = runs_dir(self.experiment_dir.parent, self.experiment_dir.name)
         for r in m["runs"]:
-            path = self.experiment_dir / "runs" / str(r.get("run_id")) / "telemetry.json"
+            path = runs_root / str(r.get("run_id")) / TELEMETRY_FILE
             if r["status"] == "done" and path.is_file():
                 t = json.loads(path.read_text())
                 rates.append(float(t["events_per_second"]))
@@ -55,8 +58,13 @@ class SweepCollector:
 
 
 def serve(experiment_dir: Path, experiment: str, port: int, addr: str = "127.0.0.1") -> Any:
-    """Start the endpoint in a daemon thread; returns the server (``shutdown()`` + ``server_close()`` it)."""
+    """Start the endpoint in a daemon thread; returns the server (``shutdown()`` + ``server_close()`` it).
+
+    Raises :class:`~hftlab.errors.ConfigError` naming the key when the address cannot be served."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(SweepCollector(experiment_dir, experiment))
-    server, _thread = start_http_server(port, addr=addr, registry=registry)
+    try:
+        server, _thread = start_http_server(port, addr=addr, registry=registry)
+    except OSError as exc:
+        raise ConfigError(f"sweep.prometheus_port={port}: cannot serve metrics on {addr}:{port}: {exc}") from None
     return server
