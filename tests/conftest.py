@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 
 import pytest
@@ -52,3 +53,10 @@ def btc_sample(tmp_path_factory) -> tuple[Catalog, Path]:
     apply_local_ts_correction(result, "auto")
     catalog.promote(result, "btc")
     return catalog, path
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

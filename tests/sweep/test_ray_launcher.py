@@ -4,24 +4,18 @@ launcher config, and the same bytes as a serial sweep of the same grid."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import free_port
 from tests.run.test_run_e2e import hftlab, make_project
 from tests.sweep.test_sweep_e2e import manifest, run_dirs
 
 RAY = str(Path(sys.executable).with_name("ray"))
 GRID = ("-m", "experiment_name=four", "strategy.params.half_spread=0.1,0.2", "strategy.params.skew=0.0,0.5")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture

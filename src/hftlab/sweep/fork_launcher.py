@@ -20,15 +20,15 @@ import multiprocessing
 import os
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
-from hydra.core.hydra_config import HydraConfig
 from hydra.core.singleton import Singleton
-from hydra.core.utils import JobReturn, configure_log, filter_overrides, run_job, setup_globals
+from hydra.core.utils import JobReturn, configure_log, filter_overrides, setup_globals
 from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, OmegaConf
 
 log = logging.getLogger(__name__)
 
@@ -37,23 +37,12 @@ _INHERITED: dict[str, Any] = {}
 
 
 def _execute(job: tuple[int, Sequence[str]]) -> JobReturn:
-    """One job, in the parent or a forked worker: the same steps as Hydra's joblib launcher."""
+    """One job, in the parent or a forked worker: the joblib launcher's own job function."""
+    from hydra_plugins.hydra_joblib_launcher._core import execute_job
+
     idx, overrides = job
-    context: HydraContext = _INHERITED["context"]
-    setup_globals()
-    Singleton.set_state(_INHERITED["singletons"])
-    sweep_config = context.config_loader.load_sweep_config(_INHERITED["config"], list(overrides))
-    with open_dict(sweep_config):
-        sweep_config.hydra.job.id = f"{sweep_config.hydra.job.name}_{idx}"
-        sweep_config.hydra.job.num = idx
-    HydraConfig.instance().set_config(sweep_config)
-    return run_job(
-        hydra_context=context,
-        config=sweep_config,
-        task_function=_INHERITED["task"],
-        job_dir_key="hydra.sweep.dir",
-        job_subdir_key="hydra.sweep.subdir",
-    )
+    i = _INHERITED
+    return execute_job(idx, overrides, i["context"], i["config"], i["task"], i["singletons"])
 
 
 def _execute_in_worker(job: tuple[int, Sequence[str]]) -> JobReturn:
@@ -112,8 +101,14 @@ class ForkLauncher(Launcher):
                 workers = min(worker_count(self.n_jobs), len(jobs))
                 log.info(f"forking {workers} workers for {len(jobs)} jobs")
                 context = multiprocessing.get_context("fork")
-                with ProcessPoolExecutor(workers, mp_context=context) as pool:  # a dead worker raises, never hangs
-                    returns.extend(pool.map(_execute_in_worker, jobs))
+                try:
+                    with ProcessPoolExecutor(workers, mp_context=context) as pool:  # a dead worker raises, never hangs
+                        returns.extend(pool.map(_execute_in_worker, jobs))
+                except BrokenProcessPool as exc:
+                    raise RuntimeError(
+                        "a forked worker process died (killed or crashed), so the sweep stops; complete runs are "
+                        "kept: run the same command again to execute the rest"
+                    ) from exc
         finally:
             _INHERITED.clear()
         return returns
