@@ -34,3 +34,22 @@ class StorageError(HftlabError):
 
 class ConfigError(HftlabError):
     """A configuration value is missing, unknown, of the wrong type or out of range."""
+
+
+class StrategyError(HftlabError):
+    """A strategy broke its output contract or raised: names the strategy file, the rule, the event time
+    and (for output rules) the offending row of ``out``. ``rule`` is a name of
+    :data:`hftlab.runtime.records.RULES`, or ``raised``."""
+
+    def __init__(self, path: object, rule: str, event_time_ns: int, row: int | None, detail: str) -> None:
+        self.path = path
+        self.rule = rule
+        self.event_time_ns = event_time_ns
+        self.row = row
+        self.detail = detail
+        where = f", row {row}" if row is not None else ""
+        super().__init__(f"strategy {path}: [{rule}] at event time {event_time_ns} ns{where}: {detail}")
+
+
+class VenueError(HftlabError):
+    """hftbacktest returned an error code."""

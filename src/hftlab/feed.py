@@ -37,6 +37,7 @@ from hftlab.errors import StorageError
 from hftlab.storage.catalog import Catalog, Dataset, check_manifest
 from hftlab.storage.manifest import Partition, file_sha256
 from hftlab.storage.schema import DEFAULT_FEEDS, FEEDS
+from hftlab.venue import constants as HB
 
 #: hftbacktest's event record (64 bytes, aligned); defined here so reading data needs no hftbacktest import.
 EVENT_DTYPE = np.dtype(
@@ -260,8 +261,8 @@ def _initial_snapshot(dataset: Dataset, start: int) -> np.ndarray:
     )
     rows = np.concatenate([bid_rows, ask_rows])
     snap = np.zeros(len(rows), dtype=EVENT_DTYPE)
-    side_flag = np.where(col["side"][rows] > 0, K.BUY_EVENT, K.SELL_EVENT)
-    snap["ev"] = K.DEPTH_SNAPSHOT_EVENT | K.EXCH_EVENT | K.LOCAL_EVENT | side_flag
+    side_flag = np.where(col["side"][rows] > 0, HB.BUY_EVENT, HB.SELL_EVENT)
+    snap["ev"] = np.uint64(HB.DEPTH_SNAPSHOT_EVENT) | HB.EXCH_EVENT | HB.LOCAL_EVENT | side_flag
     snap["exch_ts"] = col["exch_ts"][-1]
     snap["local_ts"] = col["local_ts"][-1]
     snap["px"] = col["price"][rows]

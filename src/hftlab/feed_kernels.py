@@ -6,21 +6,17 @@ process loads them instead of compiling. No fastmath: results must be bit-identi
 
 from __future__ import annotations
 
-import numba as nb
 import numpy as np
 
-# hftbacktest's event flags (hftbacktest.types); repeated here as plain ints so the kernels need no import.
-EXCH_EVENT = np.uint64(1 << 31)
-LOCAL_EVENT = np.uint64(1 << 30)
-BUY_EVENT = np.uint64(1 << 29)
-SELL_EVENT = np.uint64(1 << 28)
-DEPTH_SNAPSHOT_EVENT = np.uint64(4)
+from hftlab.jit import engine_jit
+from hftlab.venue.constants import BUY_EVENT, EXCH_EVENT, LOCAL_EVENT, SELL_EVENT
+
 KIND_DEPTH = 1
 KIND_CLEAR = 3
 KIND_SNAPSHOT = 4
 
 
-@nb.njit(cache=True)
+@engine_jit
 def scatter_rows(out, pos, exch_ts, local_ts, kind, side, price, qty):
     """Write canonical rows into the event array at positions ``pos``, flagged EXCH|LOCAL."""
     both = EXCH_EVENT | LOCAL_EVENT
@@ -31,17 +27,17 @@ def scatter_rows(out, pos, exch_ts, local_ts, kind, side, price, qty):
             ev |= BUY_EVENT
         elif side[i] < 0:
             ev |= SELL_EVENT
-        out[j].ev = ev
-        out[j].exch_ts = exch_ts[i]
-        out[j].local_ts = local_ts[i]
-        out[j].px = price[i]
-        out[j].qty = qty[i]
-        out[j].order_id = 0
-        out[j].ival = 0
-        out[j].fval = 0.0
+        out[j]["ev"] = ev
+        out[j]["exch_ts"] = exch_ts[i]
+        out[j]["local_ts"] = local_ts[i]
+        out[j]["px"] = price[i]
+        out[j]["qty"] = qty[i]
+        out[j]["order_id"] = 0
+        out[j]["ival"] = 0
+        out[j]["fval"] = 0.0
 
 
-@nb.njit(cache=True)
+@engine_jit
 def rank_positions(seqs, lo, hi):
     """Dense rank of every selected ``seq`` in [lo, hi] (selected rows may leave gaps)."""
     mark = np.zeros(hi - lo + 1, dtype=np.int64)
@@ -58,15 +54,15 @@ def rank_positions(seqs, lo, hi):
     return out
 
 
-@nb.njit(cache=True)
+@engine_jit
 def local_order_is_monotone(events):
     for i in range(1, len(events)):
-        if events[i].local_ts < events[i - 1].local_ts:
+        if events[i]["local_ts"] < events[i - 1]["local_ts"]:
             return False
     return True
 
 
-@nb.njit(cache=True)
+@engine_jit
 def split_exch_local(events, local_order):
     """Processing Order when exchange and local order disagree.
 
@@ -90,30 +86,30 @@ def split_exch_local(events, local_order):
                 out[o] = events[e]
                 e += 1
                 loc += 1
-            elif events[e].exch_ts < events[li].exch_ts or (
-                events[e].exch_ts == events[li].exch_ts and events[e].local_ts < events[li].local_ts
+            elif events[e]["exch_ts"] < events[li]["exch_ts"] or (
+                events[e]["exch_ts"] == events[li]["exch_ts"] and events[e]["local_ts"] < events[li]["local_ts"]
             ):
                 out[o] = events[e]
-                out[o].ev = (events[e].ev & keep) | EXCH_EVENT
+                out[o]["ev"] = (events[e]["ev"] & keep) | EXCH_EVENT
                 e += 1
             else:
                 out[o] = events[li]
-                out[o].ev = (events[li].ev & keep) | LOCAL_EVENT
+                out[o]["ev"] = (events[li]["ev"] & keep) | LOCAL_EVENT
                 loc += 1
         elif e < n:
             out[o] = events[e]
-            out[o].ev = (events[e].ev & keep) | EXCH_EVENT
+            out[o]["ev"] = (events[e]["ev"] & keep) | EXCH_EVENT
             e += 1
         else:
             li = local_order[loc]
             out[o] = events[li]
-            out[o].ev = (events[li].ev & keep) | LOCAL_EVENT
+            out[o]["ev"] = (events[li]["ev"] & keep) | LOCAL_EVENT
             loc += 1
         o += 1
     return out[:o].copy()
 
 
-@nb.njit(cache=True)
+@engine_jit
 def replay_book(kind, side, price, qty, tick_size):
     """Replay book rows (in Processing Order) and return the rows that set the final levels.
 
@@ -145,7 +141,7 @@ def replay_book(kind, side, price, qty, tick_size):
     return _levels(bids, True), _levels(asks, False)
 
 
-@nb.njit(cache=True)
+@engine_jit
 def _levels(book, descending):
     ticks = np.empty(len(book), dtype=np.int64)
     j = 0

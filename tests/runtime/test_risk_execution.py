@@ -1,4 +1,5 @@
-"""Risk and Execution Control rules, each triggered on hand-made inputs with its record checked."""
+"""Risk, Execution Control and the strategy output contract, each rule triggered on hand-made inputs with its
+record checked (the compiled functions called directly)."""
 
 from __future__ import annotations
 
@@ -7,49 +8,97 @@ import math
 import numpy as np
 import pytest
 
-from hftlab.runtime import core as C
 from hftlab.runtime import records as R
 from hftlab.runtime.config import ExecutionConfig, RiskConfig
-from hftlab.runtime.records import RecordBuffers
+from hftlab.runtime.contract import OUTPUT_ERROR_DTYPE, check_output
+from hftlab.runtime.execution import plan_actions
+from hftlab.runtime.lifecycle import add_live, new_orders
+from hftlab.runtime.risk import check_wanted, kill_check
+from hftlab.runtime.runner import _loop_state
+from hftlab.runtime.state import Contract, new_account
+from hftlab.venue.config import VenueConfig
 
 NOW = 1_000_000_000_000
+TICK, LOT = 0.5, 0.1
+CONTRACT = Contract(tick_size=TICK, lot_size=LOT, contract_size=1.0, inverse=False, fee_model=0, maker_fee=0.0,
+                    taker_fee=0.0)  # fmt: skip
 
 
-def account(position: float = 0.0, tick: float = 0.5, lot: float = 0.1) -> np.ndarray:
-    acct = np.zeros(C.ACCOUNT_SIZE)
-    acct[C.TICK], acct[C.LOT], acct[C.CONTRACT_SIZE] = tick, lot, 1.0
-    acct[C.POSITION] = position
-    acct[C.MID] = math.nan
-    acct[C.NEXT_ORDER_ID] = 1.0
+def limits(risk: RiskConfig):
+    return _loop_state(VenueConfig(tick_size=TICK, lot_size=LOT), risk, ExecutionConfig(), _runtime()).limits
+
+
+def rules_of(execution: ExecutionConfig):
+    return _loop_state(VenueConfig(tick_size=TICK, lot_size=LOT), RiskConfig(), execution, _runtime()).rules
+
+
+def _runtime():
+    from hftlab.runtime.config import RuntimeConfig
+
+    return RuntimeConfig(max_orders=8)
+
+
+def account(position: float = 0.0) -> np.ndarray:
+    acct = new_account()
+    acct["position"] = position
     return acct
 
 
-def wanted_rows(*rows: tuple[float, float, float]) -> np.ndarray:
-    out = np.zeros((max(len(rows), 1), 4))
+def set_wanted(orders, rows) -> int:
     for i, (side, price, qty) in enumerate(rows):
-        out[i] = (side, price, qty, 0.0)
-    return out
+        orders.wanted[i] = (side, price, qty, 0.0)
+    return len(rows)
 
 
 def check(risk: RiskConfig, rows, *, position: float = 0.0, mid: float = 100.0):
     """Run Risk on wanted rows; return (accepted mask, risk table rows)."""
     acct = account(position)
-    wanted = wanted_rows(*rows)
-    accepted = np.zeros(len(rows), dtype=np.bool_)
-    rules = np.zeros(len(rows), dtype=np.int8)
-    buf = RecordBuffers.allocate(64)
-    C.risk_check(acct, risk.as_array(), wanted, len(rows), accepted, rules, mid, NOW, buf.risk, buf.counts)
-    assert buf.tables()["risk"]["rule"].tolist() == rules[~accepted].tolist()
-    return accepted.tolist(), buf.tables()["risk"]
+    orders = new_orders(8, math.inf)
+    n = set_wanted(orders, rows)
+    rec = R.allocate_records(64)
+    check_wanted(acct[0], CONTRACT, limits(risk), orders, n, mid, NOW, rec)
+    tables = R.valid_rows(rec)
+    accepted = orders.accepted[:n]
+    assert tables["risk"]["rule"].tolist() == orders.rules[:n][~accepted].tolist()
+    return accepted.tolist(), tables["risk"]
+
+
+OUTPUT_CASES = [
+    ("invalid price NaN", (1.0, math.nan, 1.0, 0.0), R.RULE_INVALID_PRICE),
+    ("non-positive price", (1.0, 0.0, 1.0, 0.0), R.RULE_INVALID_PRICE),
+    ("infinite price", (1.0, math.inf, 1.0, 0.0), R.RULE_INVALID_PRICE),
+    ("off tick", (1.0, 99.7, 1.0, 0.0), R.RULE_OFF_TICK),
+    ("zero qty", (1.0, 99.5, 0.0, 0.0), R.RULE_INVALID_QTY),
+    ("off lot", (1.0, 99.5, 0.15, 0.0), R.RULE_OFF_LOT),
+    ("bad side", (2.0, 99.5, 1.0, 0.0), R.RULE_INVALID_SIDE),
+    ("bad tif", (1.0, 99.5, 1.0, 4.0), R.RULE_INVALID_TIF),
+]
+
+
+@pytest.mark.parametrize(("name", "row", "rule"), OUTPUT_CASES, ids=[c[0] for c in OUTPUT_CASES])
+def test_each_output_rule_names_the_row(name, row, rule):
+    """The first row breaking the output contract is reported with its rule, index and values."""
+    wanted = np.zeros((4, 4))
+    wanted[0] = (1.0, 99.5, 0.1, 1.0)
+    wanted[1] = row
+    error = np.zeros(1, OUTPUT_ERROR_DTYPE)
+    assert not check_output(2, wanted, TICK, LOT, NOW, error)
+    e = error[0]
+    assert (rule, 1, NOW, 2) == (e["rule"], e["row"], e["ts"], e["count"])
+    assert np.array_equal(np.array([e["side"], e["price"], e["qty"], e["tif"]]), np.array(row), equal_nan=True)
+    assert check_output(1, wanted, TICK, LOT, NOW, error)  # the well-formed first row alone passes
+
+
+def test_output_count_outside_the_rows_is_refused():
+    wanted = np.zeros((4, 4))
+    error = np.zeros(1, OUTPUT_ERROR_DTYPE)
+    for n in (-1, 5):
+        assert not check_output(n, wanted, TICK, LOT, NOW, error)
+        assert (R.RULE_TOO_MANY_ORDERS, n, 4) == (error[0]["rule"], error[0]["count"], error[0]["capacity"])
+    assert check_output(0, wanted, TICK, LOT, NOW, error)
 
 
 RISK_CASES = [
-    ("invalid price NaN", RiskConfig(), (1.0, math.nan, 1.0), R.RULE_INVALID_PRICE),
-    ("non-positive price", RiskConfig(), (1.0, 0.0, 1.0), R.RULE_INVALID_PRICE),
-    ("off tick", RiskConfig(), (1.0, 99.7, 1.0), R.RULE_OFF_TICK),
-    ("zero qty", RiskConfig(), (1.0, 99.5, 0.0), R.RULE_INVALID_QTY),
-    ("off lot", RiskConfig(), (1.0, 99.5, 0.15), R.RULE_INVALID_QTY),
-    ("bad side", RiskConfig(), (2.0, 99.5, 1.0), R.RULE_INVALID_SIDE),
     ("max order qty", RiskConfig(max_order_qty=0.5), (1.0, 99.5, 0.6), R.RULE_MAX_ORDER_QTY),
     ("max notional", RiskConfig(max_notional=50.0), (1.0, 99.5, 0.6), R.RULE_MAX_NOTIONAL),
     ("price band", RiskConfig(price_band=0.01), (1.0, 98.5, 0.1), R.RULE_PRICE_BAND),
@@ -106,38 +155,38 @@ def test_price_band_without_mid_is_refused():
 def test_kill_switch_on_drawdown_and_loss():
     """The kill switch fires once when equity falls max_drawdown below its peak or max_loss below zero."""
     acct = account()
-    risk = RiskConfig(max_drawdown=5.0, max_loss=100.0).as_array()
-    acct[C.PEAK_EQUITY], acct[C.EQUITY] = 10.0, 6.0
-    assert not C.kill_check(acct, risk)
-    acct[C.EQUITY] = 4.9
-    assert C.kill_check(acct, risk)
-    assert not C.kill_check(acct, risk)  # fires once
+    risk = limits(RiskConfig(max_drawdown=5.0, max_loss=100.0))
+    acct["peak_equity"], acct["equity"] = 10.0, 6.0
+    assert not kill_check(acct[0], risk)
+    acct["equity"] = 4.9
+    assert kill_check(acct[0], risk)
+    assert acct["killed"][0]
+    assert not kill_check(acct[0], risk)  # fires once
     acct = account()
-    acct[C.EQUITY] = -100.5
-    assert C.kill_check(acct, RiskConfig(max_loss=100.0).as_array())
+    acct["equity"] = -100.5
+    assert kill_check(acct[0], limits(RiskConfig(max_loss=100.0)))
     accepted, _ = check(RiskConfig(), [(1.0, 99.5, 0.1)])
     assert [True] == accepted
 
 
-def live_table(*orders: tuple[int, int, float, float, int]) -> tuple[np.ndarray, np.ndarray]:
-    """Live orders (order_id, side, price, qty, sent_ts)."""
+def live_table(*orders: tuple[int, int, float, float, int], action_times: int = 0):
+    """Live orders (order_id, side, price, qty, sent_ts), in buffers for up to 8 wanted orders."""
     acct = account()
-    live = np.zeros(16, dtype=C.LIVE_DTYPE)
+    book = new_orders(8, float(action_times) if action_times else math.inf)
     for oid, side, price, qty, sent in orders:
-        C.add_live(live, acct, np.uint64(oid), np.int8(side), price, qty, np.uint8(0), sent)
-    return live, acct
+        add_live(book, acct[0], CONTRACT, np.uint64(oid), np.int8(side), price, qty, np.uint8(0), sent)
+    return book, acct
 
 
-def plan(live, acct, rows, execution: ExecutionConfig, action_times=None, now=NOW):
-    wanted = wanted_rows(*rows)
-    n = len(rows)
-    accepted = np.ones(n, dtype=np.bool_)
-    buf = RecordBuffers.allocate(64)
-    out = np.zeros((32, 6))
-    times = np.full(0, -1, np.int64) if action_times is None else action_times
-    k = C.plan_actions(live, int(acct[C.N_LIVE]), wanted, n, accepted, execution.as_array(), times, now, 0.5,
-                       buf.throttles, buf.counts, out, np.zeros(2 * max(n, 1), np.int64))  # fmt: skip
-    return out[:k], buf.tables()["throttles"]
+def plan(book, acct, rows, execution: ExecutionConfig, now=NOW):
+    """Execution Control's plan: (action, index, side, price, qty, tif) rows, and the throttles table."""
+    n = set_wanted(book, rows)
+    book.accepted[:] = True
+    rec = R.allocate_records(64)
+    k = plan_actions(book, int(acct["n_live"][0]), n, rules_of(execution), now, TICK, rec)
+    p = book.plan[:k]
+    actions = [(p["action"][i], p["index"][i], p["side"][i], p["price"][i], p["qty"][i], p["tif"][i]) for i in range(k)]
+    return actions, R.valid_rows(rec)["throttles"]
 
 
 def test_reconcile_keeps_matching_cancels_stale_and_sends_new_in_priority_order():
@@ -178,24 +227,22 @@ def test_min_rest_time_throttles_cancel():
 
 def test_action_rate_limit_over_a_sliding_second():
     """At most max_actions_per_second requests in any 1 s of event time; the excess is recorded."""
-    live, acct = live_table()
-    times = np.full(2, -1, np.int64)
+    live, acct = live_table(action_times=2)
     rows = [(1.0, 99.5, 0.1), (1.0, 99.0, 0.1), (1.0, 98.5, 0.1)]
-    actions, throttles = plan(live, acct, rows, ExecutionConfig(max_actions_per_second=2), times)
+    actions, throttles = plan(live, acct, rows, ExecutionConfig(max_actions_per_second=2))
     assert 2 == len(actions)
     assert [R.RULE_RATE] == throttles["rule"].tolist() and 98.5 == throttles["price"][0]
-    # 0.5 s later the window is still full; 1 s after the first actions it has room again.
-    live2, acct2 = live_table()
-    actions, _ = plan(live2, acct2, rows[2:], ExecutionConfig(max_actions_per_second=2), times, now=NOW + 500_000_000)
+    # 0.5 s later the window is still full; 1 s after the first actions it has room again (same ring).
+    actions, _ = plan(live, acct, rows[2:], ExecutionConfig(max_actions_per_second=2), now=NOW + 500_000_000)
     assert 0 == len(actions)
-    actions, _ = plan(live2, acct2, rows[2:], ExecutionConfig(max_actions_per_second=2), times, now=NOW + 1_000_000_000)
+    actions, _ = plan(live, acct, rows[2:], ExecutionConfig(max_actions_per_second=2), now=NOW + 1_000_000_000)
     assert 1 == len(actions)
 
 
 def test_no_duplicate_orders_at_a_level():
     """No new order at a side and price where one is live (even pending cancel) or already planned."""
     live, acct = live_table((1, 1, 99.5, 0.1, 0))
-    live["cancel_pending"][0] = True
+    live.live["cancel_pending"][0] = True
     actions, throttles = plan(live, acct, [(1.0, 99.5, 0.1)], ExecutionConfig())
     assert 0 == len(actions)
     assert [R.RULE_DUPLICATE] == throttles["rule"].tolist()

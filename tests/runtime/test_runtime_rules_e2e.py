@@ -5,13 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hftlab.errors import ConfigError
+from hftlab.errors import ConfigError, StrategyError
 from hftlab.feed import DatasetRef, load_events
 from hftlab.runtime import ExecutionConfig, RiskConfig, RuntimeConfig, load_strategy, run_backtest
 from hftlab.runtime import records as R
 from hftlab.storage import Catalog
 from hftlab.venue import QueueConfig, SimulatedVenue, VenueConfig
 from tests.conftest import PROJECT_ROOT
+from tests.runtime.scripted_strategy import BAD
 
 HERE = PROJECT_ROOT / "tests" / "runtime"
 
@@ -37,23 +38,33 @@ def run(fed, strategy, params, risk=None, runtime=None):
     )
 
 
-def test_bad_prices_from_a_strategy_are_rejected_recorded_and_never_sent(fed, scripted):
-    """NaN, negative and off-tick prices are refused by Risk, recorded, and absent from the dispatch table."""
-    out = run(fed, scripted, scripted.params({"mode": 1}))
-    risk = out.tables["risk"]
-    rules = set(risk["rule"].tolist())
-    assert {R.RULE_INVALID_PRICE, R.RULE_OFF_TICK} == rules
-    evaluations = len(out.tables["risk"]) // 3
-    assert evaluations > 100
-    dispatch = out.tables["dispatch"]
-    sent = dispatch[dispatch["action"] == R.ACTION_NEW]
-    assert len(sent) > 0
-    assert np.all(np.isfinite(sent["price"])) and np.all(sent["price"] > 0)
-    ticks = sent["price"] / 0.1
-    assert np.all(np.abs(ticks - np.rint(ticks)) < 1e-6)
-    rejected = out.tables["orders"][out.tables["orders"]["event"] == R.RISK_REJECTED]
-    assert len(risk) == len(rejected)
-    assert (risk["rule"] == rejected["rule"]).all()
+@pytest.mark.parametrize("bad", sorted(BAD))
+def test_broken_strategy_output_stops_the_run_naming_file_rule_time_and_row(fed, scripted, bad):
+    """Each output rule (and out-of-bounds writes) stops the run with the strategy file, the rule, the event
+    time of the evaluation that broke it and the row; nothing runs on to "done"."""
+    params = scripted.params({"mode": 1, "fail_after": 40, "bad": bad})
+    with pytest.raises(StrategyError) as caught:
+        run(fed, scripted, params)
+    err = caught.value
+    expected_ts = fed.start_ns + 40 * RuntimeConfig().interval_ns  # the 40th evaluation point
+    assert err.rule == BAD[bad]
+    assert err.event_time_ns == expected_ts
+    message = str(err)
+    assert (
+        "scripted_strategy.py" in message and f"[{BAD[bad]}]" in message and f"at event time {expected_ts}" in message
+    )
+    if BAD[bad] == "raised":
+        assert "IndexError" in message
+    elif BAD[bad] == "too_many_orders":
+        assert err.row is None and "evaluate returned 65" in message
+    else:
+        assert err.row == 2 and "out[2]" in message
+
+
+def test_well_formed_output_runs(fed, scripted):
+    """The scripted strategy's well-formed mode runs to the end (the errors above are caused by the break)."""
+    out = run(fed, scripted, scripted.params({"mode": 1, "fail_after": 10**9}))
+    assert len(out.tables["fills"]) > 0 and len(out.tables["risk"]) == 0
 
 
 def test_kill_switch_cancels_everything_and_nothing_follows(fed):
@@ -97,7 +108,7 @@ def test_kill_switch_cancels_everything_and_nothing_follows(fed):
 
 
 def test_exception_inside_a_run_still_closes_the_venue(fed, scripted, monkeypatch):
-    """A strategy raising inside the compiled loop propagates, and hftbacktest is closed exactly once."""
+    """A strategy raising inside the compiled loop stops the run naming it, and hftbacktest is closed exactly once."""
     closes = []
     original = SimulatedVenue.close
 
@@ -106,7 +117,7 @@ def test_exception_inside_a_run_still_closes_the_venue(fed, scripted, monkeypatc
         original(self)
 
     monkeypatch.setattr(SimulatedVenue, "close", spy)
-    with pytest.raises(ValueError, match="scripted strategy failure"):
+    with pytest.raises(StrategyError, match=r"\[raised\] at event time \d+ ns: ValueError: scripted strategy failure"):
         run(fed, scripted, scripted.params({"mode": 2, "fail_after": 5}))
     assert [False] == closes
 

@@ -12,7 +12,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
+
+from hftlab.jit import engine_jit
 
 #: Largest quantity of one level or order, in lots (keeps the lognormal tail far from int64 overflow).
 MAX_LOTS = 1_000_000_000_000
@@ -24,7 +25,7 @@ MAX_LOTS = 1_000_000_000_000
 # lot_den) turns integer ticks and lots into prices and quantities.
 
 
-@njit(cache=True)
+@engine_jit
 def _lots(log_median: float, sigma: float) -> int:
     """A lognormal size in whole lots, at least 1."""
     x = math.exp(log_median + sigma * np.random.standard_normal())
@@ -34,7 +35,7 @@ def _lots(log_median: float, sigma: float) -> int:
     return n if n >= 1 else 1
 
 
-@njit(cache=True)
+@engine_jit
 def _gap(sparsity: float) -> int:
     """Ticks between a level and the next deeper one: 1, plus 1 with probability ``sparsity``, repeatedly."""
     g = 1
@@ -43,14 +44,14 @@ def _gap(sparsity: float) -> int:
     return g
 
 
-@njit(cache=True)
+@engine_jit
 def _latency(base: int, jitter: int) -> int:
     if jitter > 0:
         return base + int(np.random.exponential(float(jitter)) + 0.5)
     return base
 
 
-@njit(cache=True)
+@engine_jit
 def _emit(buf, n, t, lt, side, ticks, lots, conv):
     """Write one row at ``n`` if there is room; always return ``n + 1`` (rows needed are counted)."""
     if n < buf[0].shape[0]:
@@ -62,7 +63,7 @@ def _emit(buf, n, t, lt, side, ticks, lots, conv):
     return n + 1
 
 
-@njit(cache=True)
+@engine_jit
 def _remove(tk, qt, cnt, s, k):
     """Remove level ``k`` of side ``s``; deeper levels move up."""
     for i in range(k, cnt[s] - 1):
@@ -71,7 +72,7 @@ def _remove(tk, qt, cnt, s, k):
     cnt[s] -= 1
 
 
-@njit(cache=True)
+@engine_jit
 def _simulate(seed, span, p0, levels, book, sizes, flow, regime, latency, conv, snap, depth, trades, regimes):
     """Simulate the book; fill the output buffers as far as they reach and return the rows needed.
 

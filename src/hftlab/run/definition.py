@@ -11,7 +11,6 @@ Non-finite floats (``inf`` limits) are written as the strings ``"inf"``/``"-inf"
 
 from __future__ import annotations
 
-import ast
 import dataclasses
 import hashlib
 import importlib.metadata
@@ -24,7 +23,7 @@ from typing import Any
 from hftlab import __version__
 from hftlab.feed import to_ns
 from hftlab.run.schema import RunConfig
-from hftlab.runtime.strategy import Strategy
+from hftlab.runtime.strategy import Strategy, local_imports
 from hftlab.storage.catalog import Dataset
 from hftlab.storage.manifest import canonical_json, file_sha256
 from hftlab.venue.config import VenueConfig
@@ -56,6 +55,7 @@ ENGINE_SOURCES = (
     "storage",
     "feed.py",
     "feed_kernels.py",
+    "jit.py",
     "venue",
     "runtime",
     "analysis/metrics.py",
@@ -85,23 +85,6 @@ def engine_versions() -> dict[str, str]:
     versions = {name: importlib.metadata.version(name) for name in _ENGINE_PACKAGES}
     versions.update(hftlab=__version__, hftlab_source_sha256=engine_source_sha256(), python=platform.python_version())
     return dict(sorted(versions.items()))
-
-
-def local_imports(path: Path, folder: Path, seen: set[Path] | None = None) -> dict[str, str]:
-    """sha256 of every module in ``folder`` that ``path`` imports (transitively), by relative file name."""
-    seen = seen if seen is not None else {path.resolve()}
-    found: dict[str, str] = {}
-    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
-        names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
-        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names = [node.module]
-        for name in names:
-            candidate = folder / f"{name.split('.')[0]}.py"
-            if candidate.is_file() and candidate.resolve() not in seen:
-                seen.add(candidate.resolve())
-                found[candidate.name] = file_sha256(candidate)
-                found.update(local_imports(candidate, folder, seen))
-    return dict(sorted(found.items()))
 
 
 def strategy_reference(strategy: Strategy, params: Any, project_dir: Path) -> dict[str, Any]:

@@ -8,8 +8,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import numpy as np
-
 from hftlab.errors import ConfigError
 
 INF = math.inf
@@ -39,6 +37,10 @@ class RuntimeConfig:
     max_orders: int = 64  #: most orders a strategy may want at once
     record_interval_ns: int = 1_000_000_000  #: state series sampling (event time)
     initial_capacity: int = 65_536  #: rows per record table before growing
+    #: Run the whole Core Runtime and the strategy as plain Python (``NUMBA_DISABLE_JIT=1``, in a child
+    #: process) so a debugger can step through the strategy (``breakpoint()`` in ``evaluate`` works). Same
+    #: records as the compiled run, about 100× slower: use a short window. Part of the run definition.
+    debug: bool = False
 
     def validate(self, prefix: str = "runtime") -> None:
         if self.evaluation not in EVALUATION_MODES:
@@ -47,6 +49,8 @@ class RuntimeConfig:
             _positive(f"{prefix}.{name}", getattr(self, name), allow_inf=False)
         _positive(f"{prefix}.record_interval_ns", self.record_interval_ns, allow_inf=False)
         _positive(f"{prefix}.initial_capacity", self.initial_capacity, allow_inf=False)
+        if not isinstance(self.debug, bool):
+            raise ConfigError(f"{prefix}.debug: must be true or false, got {self.debug!r}")
 
 
 @dataclass
@@ -70,21 +74,6 @@ class RiskConfig:
         if not isinstance(self.flatten_on_kill, bool):
             raise ConfigError(f"{prefix}.flatten_on_kill: must be true or false, got {self.flatten_on_kill!r}")
 
-    def as_array(self) -> np.ndarray:
-        return np.array(
-            [
-                self.max_position,
-                self.max_order_qty,
-                self.max_notional,
-                self.price_band,
-                self.max_open_orders,
-                self.max_drawdown,
-                self.max_loss,
-                1.0 if self.flatten_on_kill else 0.0,
-            ],
-            dtype=np.float64,
-        )
-
 
 @dataclass
 class ExecutionConfig:
@@ -99,7 +88,3 @@ class ExecutionConfig:
         _positive(f"{prefix}.min_rest_ns", self.min_rest_ns, allow_zero=True, allow_inf=False)
         if not isinstance(self.post_only, bool):
             raise ConfigError(f"{prefix}.post_only: must be true or false, got {self.post_only!r}")
-
-    def as_array(self) -> np.ndarray:
-        rate = self.max_actions_per_second
-        return np.array([rate, float(self.min_rest_ns), 1.0 if self.post_only else 0.0], dtype=np.float64)

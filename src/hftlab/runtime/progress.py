@@ -9,7 +9,10 @@ from __future__ import annotations
 import os
 import sys
 import time
-from typing import TextIO
+from collections.abc import Callable
+from typing import Any, TextIO
+
+from numba.core import event as numba_event
 
 MODES = ("auto", "terminal", "log", "off")
 PROGRESS_ENV = "HFTLAB_PROGRESS"
@@ -31,6 +34,21 @@ class RunProgress:
         self.t0 = time.monotonic()
         self.log_every_s = log_every_s
         self.last_print = self.t0
+
+    def window(self, events: int, start_ns: int, end_ns: int) -> None:
+        """The run's events and event-time span (known once the data is fed)."""
+        self.events, self.start_ns, self.span = events, start_ns, max(1, end_ns - start_ns)
+
+    def start(self) -> None:
+        """The loop starts now: events/s and the ETA count from here (compilation is not processing)."""
+        self.t0 = time.monotonic()
+        self.last_print = self.t0
+
+    def say(self, text: str) -> None:
+        """A one-off line (``compiling the runtime…``), unless progress is off."""
+        if self.mode != "off":
+            self.stream.write(text + "\n")
+            self.stream.flush()
 
     def line(self, now_ns: int) -> str:
         frac = min(1.0, max(0.0, (now_ns - self.start_ns) / self.span))
@@ -62,3 +80,19 @@ class RunProgress:
             + ("\x1b[K\n" if self.mode == "terminal" else "\n")
         )
         self.stream.flush()
+
+
+class CompileNotice(numba_event.Listener):
+    """Calls ``say`` once, when numba starts compiling (a cold cache): people see why nothing moves yet."""
+
+    def __init__(self, say: Callable[[], None]) -> None:
+        self.said = False
+        self._say = say
+
+    def on_start(self, event: Any) -> None:
+        if not self.said:
+            self.said = True
+            self._say()
+
+    def on_end(self, event: Any) -> None:
+        pass

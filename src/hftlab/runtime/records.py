@@ -1,15 +1,19 @@
-"""Execution records: the columnar layouts the Core Runtime fills, and their growable buffers.
+"""Execution records: the columnar layouts the Core Runtime fills, their growable buffers and writers.
 
 Every table is a numpy structured array written by the compiled loop; the run layer persists them.
 Timestamps are int64 ns: ``local_ts`` is the runtime's clock (the Event stream's local time),
-``exch_ts`` the venue's time where hftbacktest reports it.
+``exch_ts`` the venue's time where hftbacktest reports it. A :class:`Records` holds every table and the
+count of valid rows of each (``counts[ORDERS]`` ...): the loop appends, the Python side grows the tables
+when the loop asks for room.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
+
+from hftlab.jit import engine_jit, plain, record_array
 
 # --- order lifecycle events (orders.event) --------------------------------------------------------
 #: The strategy wanted the order but Risk refused it (``rule`` says why); it was never sent.
@@ -58,6 +62,10 @@ RULE_RATE = 11  #: max order actions per second reached
 RULE_MIN_REST = 12  #: order has not rested long enough to be cancelled/replaced
 RULE_DUPLICATE = 13  #: an order is already live at this side and price
 RULE_NO_MID = 14  #: no two-sided book: price band / notional checks impossible
+# Rules of the strategy output contract (hftlab.runtime.contract): a broken one stops the run.
+RULE_TOO_MANY_ORDERS = 15  #: the strategy returned more orders than its output has rows (or < 0)
+RULE_OFF_LOT = 16  #: quantity not a multiple of the lot size
+RULE_INVALID_TIF = 17  #: time in force not one of GTC, GTX, FOK, IOC
 
 RULES = {
     RULE_INVALID_PRICE: "invalid_price",
@@ -74,6 +82,9 @@ RULES = {
     RULE_MIN_REST: "min_rest",
     RULE_DUPLICATE: "duplicate_level",
     RULE_NO_MID: "no_mid",
+    RULE_TOO_MANY_ORDERS: "too_many_orders",
+    RULE_OFF_LOT: "off_lot",
+    RULE_INVALID_TIF: "invalid_tif",
 }
 
 # --- dispatch actions -------------------------------------------------------------------------------
@@ -142,7 +153,7 @@ CHECK_DTYPE = np.dtype(
     ]
 )
 
-#: State series at a fixed event-time interval.
+#: State series at a fixed event-time interval, and a last row at the end of the data.
 STATE_DTYPE = np.dtype(
     [
         ("local_ts", "i8"),
@@ -156,6 +167,7 @@ STATE_DTYPE = np.dtype(
     ]
 )
 
+#: Tables the loop writes, in ``counts`` order.
 TABLES = {
     "orders": ORDER_DTYPE,
     "fills": FILL_DTYPE,
@@ -164,11 +176,11 @@ TABLES = {
     "throttles": CHECK_DTYPE,
     "state": STATE_DTYPE,
 }
+ORDERS, FILLS, DISPATCH, RISK, THROTTLES, STATE = range(6)
 
 
-@dataclass
-class RecordBuffers:
-    """Preallocated tables plus a count per table (``counts[i]`` rows of table ``i`` are valid)."""
+class Records(NamedTuple):
+    """The loop's record tables (preallocated) and the count of valid rows of each."""
 
     orders: np.ndarray
     fills: np.ndarray
@@ -178,26 +190,92 @@ class RecordBuffers:
     state: np.ndarray
     counts: np.ndarray  #: int64[6], in TABLES order
 
-    @classmethod
-    def allocate(cls, capacity: int) -> RecordBuffers:
-        return cls(**{name: np.zeros(capacity, dtype) for name, dtype in TABLES.items()}, counts=np.zeros(6, np.int64))
 
-    def grown(self) -> RecordBuffers:
-        """Copies with twice the room of every table that is more than half full."""
-        out = {}
-        for i, name in enumerate(TABLES):
-            table = getattr(self, name)
-            if self.counts[i] * 2 > len(table):
-                bigger = np.zeros(len(table) * 2, table.dtype)
-                bigger[: self.counts[i]] = table[: self.counts[i]]
-                table = bigger
-            out[name] = table
-        return RecordBuffers(**out, counts=self.counts)
+def allocate_records(capacity: int) -> Records:
+    tables = [record_array(capacity, dtype) for dtype in TABLES.values()]
+    return Records._make([*tables, np.zeros(len(TABLES), np.int64)])
 
-    def room(self) -> int:
-        """Rows free in the fullest table."""
-        return int(min(len(getattr(self, name)) - self.counts[i] for i, name in enumerate(TABLES)))
 
-    def tables(self) -> dict[str, np.ndarray]:
-        """The valid rows of every table (copies, so the buffers can be freed)."""
-        return {name: getattr(self, name)[: self.counts[i]].copy() for i, name in enumerate(TABLES)}
+def grown(rec: Records) -> Records:
+    """Copies with twice the room of every table that is more than half full (the others are kept)."""
+    tables = []
+    for i, table in enumerate(rec[: len(TABLES)]):
+        if rec.counts[i] * 2 > len(table):
+            bigger = record_array(len(table) * 2, table.dtype)
+            bigger[: rec.counts[i]] = table[: rec.counts[i]]
+            table = bigger
+        tables.append(table)
+    return Records._make([*tables, rec.counts])
+
+
+def room(rec: Records) -> int:
+    """Rows free in the fullest table."""
+    return int(min(len(table) - rec.counts[i] for i, table in enumerate(rec[: len(TABLES)])))
+
+
+def valid_rows(rec: Records) -> dict[str, np.ndarray]:
+    """The valid rows of every table, by name (copies, so the buffers can be freed)."""
+    return {name: plain(rec[i][: rec.counts[i]].copy()) for i, name in enumerate(TABLES)}
+
+
+@engine_jit(inline="always")
+def has_room(rec, rows):
+    """True when every table can take ``rows`` more rows."""
+    return (
+        rec.counts[ORDERS] + rows <= len(rec.orders)
+        and rec.counts[FILLS] + rows <= len(rec.fills)
+        and rec.counts[DISPATCH] + rows <= len(rec.dispatch)
+        and rec.counts[RISK] + rows <= len(rec.risk)
+        and rec.counts[THROTTLES] + rows <= len(rec.throttles)
+        and rec.counts[STATE] + rows <= len(rec.state)
+    )
+
+
+@engine_jit(inline="always")
+def record_order(rec, local_ts, exch_ts, order_id, event, side, price, qty, leaves, rule):
+    """Append an order-lifecycle row."""
+    k = rec.counts[ORDERS]
+    row = rec.orders[k]
+    row.local_ts = local_ts
+    row.exch_ts = exch_ts
+    row.order_id = order_id
+    row.event = event
+    row.side = side
+    row.price = price
+    row.qty = qty
+    row.leaves = leaves
+    row.rule = rule
+    rec.counts[ORDERS] = k + 1
+
+
+@engine_jit(inline="always")
+def record_check(rec, table, local_ts, order_id, rule, side, price, qty, value, limit):
+    """Append a row to the ``RISK`` or ``THROTTLES`` table: the rule, and the value that broke its limit."""
+    rows = rec.risk if table == RISK else rec.throttles
+    k = rec.counts[table]
+    row = rows[k]
+    row.local_ts = local_ts
+    row.order_id = order_id
+    row.rule = rule
+    row.side = side
+    row.price = price
+    row.qty = qty
+    row.value = value
+    row.limit = limit
+    rec.counts[table] = k + 1
+
+
+@engine_jit(inline="always")
+def record_dispatch(rec, local_ts, order_id, action, side, price, qty, tif, result):
+    """Append a row for one request sent to the venue."""
+    k = rec.counts[DISPATCH]
+    row = rec.dispatch[k]
+    row.local_ts = local_ts
+    row.order_id = order_id
+    row.action = action
+    row.side = side
+    row.price = price
+    row.qty = qty
+    row.tif = tif
+    row.result = result
+    rec.counts[DISPATCH] = k + 1

@@ -1,42 +1,44 @@
 """Run one backtest: fed events + venue + strategy + Risk + Execution Control -> execution records.
 
-The Python side of the Core Runtime: it validates every configuration before anything runs, builds the
-Simulated Venue (closed exactly once, also on errors), allocates the loop's state arrays, calls the
-compiled loop (growing record tables when it asks), and returns columnar records.
+The Python side of the Core Runtime. It validates every configuration before anything runs, turns the
+configurations into the loop's named records (:class:`~hftlab.runtime.loop.Loop`), compiles (or loads
+from the cache) the strategy and the loop for this run's types, opens the Simulated Venue (closed exactly
+once, also on errors), calls the compiled loop until the data ends (growing the record tables when it
+asks, reporting progress when it returns to say so) and returns columnar records.
+
+The loop takes the strategy as a first-class function (``numba.types.FunctionType``), never as a
+dispatcher: that keeps the loop's compiled code independent of which strategy runs, so numba's cache
+serves it to every later process and a strategy edit recompiles the strategy only.
 """
 
 from __future__ import annotations
 
-import math
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
+import numba
 import numpy as np
+from numba.core import event as numba_event
 
-from hftlab.errors import HftlabError
+from hftlab.errors import StrategyError, VenueError
 from hftlab.feed import FeedData
-from hftlab.runtime import core as C
-from hftlab.runtime.adapter import DONE, NEED_ROOM, PROGRESS, run_loop
+from hftlab.jit import PYTHON_MODE, record_array
+from hftlab.runtime import records as R
 from hftlab.runtime.config import ExecutionConfig, RiskConfig, RuntimeConfig
-from hftlab.runtime.records import FILL_DTYPE, RecordBuffers
-from hftlab.runtime.strategy import Strategy
+from hftlab.runtime.contract import OUTPUT_ERROR_DTYPE
+from hftlab.runtime.execution import ExecutionRules
+from hftlab.runtime.lifecycle import new_orders, rows_per_step
+from hftlab.runtime.loop import DONE, NEED_ROOM, OUTPUT_ERROR, PROGRESS, Loop, LoopSettings, run_loop
+from hftlab.runtime.risk import RiskLimits
+from hftlab.runtime.state import FEE_MODELS, Contract, new_account, new_market
+from hftlab.runtime.strategy import Strategy, compiled_evaluate, evaluate_signature
+from hftlab.venue import abi
 from hftlab.venue.config import VenueConfig
+from hftlab.venue.constants import BACKTEST_ERRORS
 from hftlab.venue.simulated import SimulatedVenue
 
-_FEE_MODELS = {"value": 0.0, "qty": 1.0, "flat": 2.0}
 PROGRESS_SECONDS = 0.5
-#: hftbacktest 2.4.4's BacktestError codes.
-_BACKTEST_ERRORS = {
-    10: "OrderIdExist",
-    11: "OrderRequestInProcess",
-    12: "OrderNotFound",
-    13: "InvalidOrderRequest",
-    14: "InvalidOrderStatus",
-    15: "EndOfData",
-    16: "DataError",
-}
 _ERROR_HINTS = {
     14: (
         "; hftbacktest 2.4.4's partial-fill exchange fails this way when orders are replaced often "
@@ -45,8 +47,12 @@ _ERROR_HINTS = {
 }
 
 
-class VenueError(HftlabError):
-    """hftbacktest returned an error code from the loop."""
+class Progress(Protocol):
+    """What ``run_backtest`` reports progress to (:class:`hftlab.runtime.progress.RunProgress`)."""
+
+    def start(self) -> None: ...  # the loop starts now (compilation is over): rates count from here
+
+    def __call__(self, now_ns: int) -> None: ...
 
 
 @dataclass
@@ -60,6 +66,86 @@ class RunOutput:
     telemetry: dict[str, Any] = field(default_factory=dict)
 
 
+def contract_of(venue: VenueConfig) -> Contract:
+    """The instrument and fee terms of a resolved venue config, as the loop reads them."""
+    return Contract(
+        tick_size=float(venue.tick_size),
+        lot_size=float(venue.lot_size),
+        contract_size=float(venue.contract_size),
+        inverse=venue.contract_type == "inverse",
+        fee_model=FEE_MODELS[venue.fees.model],
+        maker_fee=float(venue.fees.maker),
+        taker_fee=float(venue.fees.taker),
+    )
+
+
+def _loop_state(venue: VenueConfig, risk: RiskConfig, execution: ExecutionConfig, runtime: RuntimeConfig) -> Loop:
+    orders = new_orders(runtime.max_orders, execution.max_actions_per_second)
+    return Loop(
+        account=new_account(),
+        contract=contract_of(venue),
+        limits=RiskLimits(
+            float(risk.max_position),
+            float(risk.max_order_qty),
+            float(risk.max_notional),
+            float(risk.price_band),
+            float(risk.max_open_orders),
+            float(risk.max_drawdown),
+            float(risk.max_loss),
+            bool(risk.flatten_on_kill),
+        ),
+        rules=ExecutionRules(
+            float(execution.max_actions_per_second), int(execution.min_rest_ns), bool(execution.post_only)
+        ),
+        settings=LoopSettings(
+            every_feed=runtime.evaluation == "every_feed",
+            interval_ns=int(runtime.interval_ns),
+            timeout_ns=int(runtime.timeout_ns),
+            book_scan_ticks=int(runtime.book_scan_ticks),
+            record_interval_ns=int(runtime.record_interval_ns),
+            rows_per_step=rows_per_step(orders),
+        ),
+        market=new_market(runtime.book_levels, runtime.trade_buffer),
+        orders=orders,
+        error=record_array(1, OUTPUT_ERROR_DTYPE),
+    )
+
+
+def _compile_loop(args: tuple[Any, ...], params_dtype: np.dtype) -> None:
+    """Make ``run_loop`` callable with these argument types, the strategy typed as a first-class function.
+
+    ``compile`` loads the overload from numba's cache when it is there. Compilation stays disabled
+    afterwards, so a call converts the strategy's dispatcher to the first-class function type instead of
+    specializing the loop on that dispatcher (which would recompile per strategy and per process).
+    """
+    if PYTHON_MODE:
+        return
+    types = [numba.typeof(a) for a in args]
+    types[1] = numba.types.FunctionType(evaluate_signature(params_dtype))
+    run_loop.disable_compile(False)
+    try:
+        run_loop.compile(tuple(types))
+    finally:
+        run_loop.disable_compile()
+
+
+def compile_seconds(buffer: list[tuple[float, Any]]) -> float:
+    """Seconds spent in top-level numba compilations (nested compiles are inside their callers)."""
+    total = 0.0
+    depth = 0
+    start = 0.0
+    for ts, ev in buffer:
+        if ev.is_start:
+            if depth == 0:
+                start = ts
+            depth += 1
+        elif ev.is_end:
+            depth -= 1
+            if depth == 0:
+                total += ts - start
+    return total
+
+
 def run_backtest(
     fed: FeedData,
     strategy: Strategy,
@@ -68,115 +154,105 @@ def run_backtest(
     risk: RiskConfig,
     execution: ExecutionConfig,
     runtime: RuntimeConfig,
-    progress: Callable[[int], None] | None = None,
+    progress: Progress | None = None,
 ) -> RunOutput:
     """Execute the Core Runtime over ``fed`` and return its execution records.
 
-    ``progress(event_time_ns)`` is called about every ``PROGRESS_SECONDS`` of wall time while the loop
-    runs (the loop returns every N steps; N adapts so the returns stay rare and cheap).
+    ``progress.start()`` is called once compilation is over, then ``progress(event_time_ns)`` about every
+    ``PROGRESS_SECONDS`` of wall time (the loop returns every N steps; N adapts so the returns stay rare
+    and cheap). Raises :class:`~hftlab.errors.StrategyError` when the strategy's output breaks its contract
+    or the strategy raises, :class:`~hftlab.errors.VenueError` when hftbacktest returns an error.
     """
     runtime.validate()
     risk.validate()
     execution.validate()
     strategy.module.validate(params)
     sim = SimulatedVenue(fed, venue)
-    cfg = sim.config
-    acct = np.zeros(C.ACCOUNT_SIZE, dtype=np.float64)
-    acct[C.TICK] = cfg.tick_size
-    acct[C.LOT] = cfg.lot_size
-    acct[C.CONTRACT_SIZE] = cfg.contract_size
-    acct[C.INVERSE] = 1.0 if cfg.contract_type == "inverse" else 0.0
-    acct[C.FEE_MODEL] = _FEE_MODELS[cfg.fees.model]
-    acct[C.MAKER_FEE] = cfg.fees.maker
-    acct[C.TAKER_FEE] = cfg.fees.taker
-    acct[C.RECORD_INTERVAL] = float(runtime.record_interval_ns)
-    acct[C.NEXT_ORDER_ID] = 1.0
-    acct[C.MID] = math.nan
-    max_orders = runtime.max_orders
-    max_live = 4 * max_orders
-    rate = execution.max_actions_per_second
-    live = np.zeros(max_live, dtype=C.LIVE_DTYPE)
-    action_times = np.full(0 if math.isinf(rate) else max(int(rate), 0), -1, dtype=np.int64)
-    wanted = np.zeros((max_orders, 4), dtype=np.float64)
-    plan = np.zeros((max_live + max_orders, 6), dtype=np.float64)
-    step_fills = np.zeros(max_live, dtype=FILL_DTYPE)
-    book = np.full((4, runtime.book_levels), np.nan)
-    trade_ts = np.zeros(runtime.trade_buffer, dtype=np.int64)
-    trades = np.zeros((3, runtime.trade_buffer), dtype=np.float64)
-    trade_count = np.zeros(1, dtype=np.int64)
-    order_view = np.zeros((3, max_live), dtype=np.float64)
+    lp = _loop_state(sim.config, risk, execution, runtime)
+    params_rec = strategy.params_record(params)
     scratch = np.zeros(strategy.scratch_size, dtype=np.float64)
-    ended = np.zeros(max_live, dtype=np.int8)
-    ended_ts = np.zeros(max_live, dtype=np.int64)
-    accepted = np.zeros(max_orders, dtype=np.bool_)
-    rules = np.zeros(max_orders, dtype=np.int8)
-    order_idx = np.zeros(2 * max_orders, dtype=np.int64)
-    buffers = RecordBuffers.allocate(runtime.initial_capacity)
-    room_needed = 4 * max_live + 3 * max_orders + 8
-    while buffers.room() <= room_needed:
-        buffers = RecordBuffers.allocate(2 * len(buffers.orders))
-    mode = 0 if runtime.evaluation == "interval" else 1
-    risk_arr = risk.as_array()
-    exec_arr = execution.as_array()
-    t0 = time.perf_counter()
+    rec = R.allocate_records(runtime.initial_capacity)
+    while R.room(rec) <= lp.settings.rows_per_step:
+        rec = R.allocate_records(2 * len(rec.orders))
+    t_compile = time.perf_counter()
+    with numba_event.install_recorder("numba:compile") as compiles:
+        evaluate = compiled_evaluate(strategy, params_rec.dtype)
     calls = 0
     steps = 0 if progress is None else 20_000
-    last = t0
-    with sim as hbt:
+    with sim as bt:
+        args = (bt, evaluate, params_rec, scratch, lp, rec, steps)
+        with numba_event.install_recorder("numba:compile") as loop_compiles:
+            _compile_loop(args, params_rec.dtype)
+        compiling = compile_seconds(compiles.buffer) + compile_seconds(loop_compiles.buffer)
+        t0 = time.perf_counter()
+        last = t0
+        if progress is not None:
+            progress.start()
         while True:
             calls += 1
-            status = run_loop(
-                hbt, strategy.evaluate, params, scratch, acct, risk_arr, exec_arr, live, action_times, wanted, plan,
-                step_fills, book, trade_ts, trades, trade_count, order_view, mode, runtime.interval_ns,
-                runtime.timeout_ns, runtime.book_scan_ticks, buffers.orders, buffers.fills, buffers.dispatch,
-                buffers.risk, buffers.throttles, buffers.state, buffers.counts, room_needed, steps, ended, ended_ts,
-                accepted, rules, order_idx,
-            )  # fmt: skip
+            try:
+                status = run_loop(bt, evaluate, params_rec, scratch, lp, rec, steps)
+            except Exception as exc:
+                if not lp.error[0]["in_strategy"]:
+                    raise
+                raise StrategyError(
+                    strategy.path, "raised", abi.current_timestamp(bt), None, f"{type(exc).__name__}: {exc}"
+                ) from exc
             if status == DONE:
                 break
             if status == PROGRESS and progress is not None:
                 now = time.perf_counter()
                 # keep returns near PROGRESS_SECONDS apart: few enough to cost nothing measurable
-                steps = max(
-                    100,
-                    min(
-                        10_000_000,
-                        int(
-                            steps
-                            * (
-                                2.0
-                                if now - last < PROGRESS_SECONDS / 2
-                                else 0.5
-                                if now - last > 2 * PROGRESS_SECONDS
-                                else 1.0
-                            )
-                        ),
-                    ),
-                )
+                factor = 2.0 if now - last < PROGRESS_SECONDS / 2 else 0.5 if now - last > 2 * PROGRESS_SECONDS else 1.0
+                steps = max(100, min(10_000_000, int(steps * factor)))
                 last = now
-                progress(int(hbt.current_timestamp))
+                progress(int(abi.current_timestamp(bt)))
                 continue
             if status == NEED_ROOM:
-                buffers = buffers.grown()
+                rec = R.grown(rec)
                 continue
-            name = _BACKTEST_ERRORS.get(status, "unknown")
+            if status == OUTPUT_ERROR:
+                raise _output_error(strategy, lp.error[0])
+            name = BACKTEST_ERRORS.get(status, "unknown")
             hint = _ERROR_HINTS.get(status, "")
             raise VenueError(
-                f"hftbacktest returned error code {status} ({name}) at event time {hbt.current_timestamp}{hint}"
+                f"hftbacktest returned error code {status} ({name}) at event time {abi.current_timestamp(bt)}{hint}"
             )
-    wall = time.perf_counter() - t0
+        wall = time.perf_counter() - t0
+        venue_position = abi.position(bt)
+    acct = lp.account[0]
     account = {
-        "position": float(acct[C.POSITION]),
-        "cash": float(acct[C.CASH]),
-        "fees": float(acct[C.FEES]),
-        "equity": float(acct[C.EQUITY]),
-        "mid": float(acct[C.MID]),
-        "killed": bool(acct[C.KILLED] > 0.0),
+        "position": float(acct["position"]),
+        "cash": float(acct["cash"]),
+        "fees": float(acct["fees"]),
+        "equity": float(acct["equity"]),
+        "mid": float(acct["mid"]),
+        "killed": bool(acct["killed"]),
+        "venue_position": float(venue_position),
     }
     return RunOutput(
-        tables=buffers.tables(),
+        tables=R.valid_rows(rec),
         account=account,
-        venue=cfg,
+        venue=sim.config,
         events=len(fed.events),
-        telemetry={"loop_seconds": wall, "loop_calls": calls},
+        telemetry={
+            "loop_seconds": wall,
+            "loop_calls": calls,
+            "compile_seconds": compiling,
+            "start_seconds": t0 - t_compile,
+        },
     )
+
+
+def _output_error(strategy: Strategy, error: np.ndarray) -> StrategyError:
+    e = {name: error[name].item() for name in OUTPUT_ERROR_DTYPE.names or ()}
+    rule = R.RULES.get(e["rule"], f"rule {e['rule']}")
+    if e["rule"] == R.RULE_TOO_MANY_ORDERS:
+        return StrategyError(
+            strategy.path, rule, e["ts"], None,
+            f"evaluate returned {e['count']}; it must be between 0 and the {e['capacity']} rows of out",
+        )  # fmt: skip
+    return StrategyError(
+        strategy.path, rule, e["ts"], e["row"],
+        f"out[{e['row']}] = (side {e['side']!r}, price {e['price']!r}, qty {e['qty']!r}, tif {e['tif']!r})",
+    )  # fmt: skip

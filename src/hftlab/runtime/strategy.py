@@ -1,79 +1,82 @@
-"""The strategy contract, and finding strategies by name in ``strategies/``.
+"""Strategies: finding them by name in ``strategies/``, their typed parameters, and compiling them.
 
 A strategy is a Python file ``strategies/<name>.py`` that defines:
 
-- ``Params``: a ``typing.NamedTuple`` of its typed parameters with defaults (numba reads it by field name);
+- ``Params``: a ``typing.NamedTuple`` of its parameters (``int``, ``float`` or ``bool``) with defaults;
 - ``validate(params) -> None``: its invariants, raising :class:`~hftlab.errors.ConfigError` naming the
   key (``strategy.params.<field>``) and the constraint;
 - ``SCRATCH_SIZE``: length of its persistent float64 scratch state (zeroed at the start of a run);
-- ``evaluate(view, params, scratch, out) -> int``: an ``@njit(cache=True)`` function that reads the
-  :data:`View` and writes the orders it wants working into ``out`` rows ``(side ±1, price, qty,
-  time in force)`` and returns how many. The runtime, not the strategy, reconciles them with working
-  orders through Risk and Execution Control.
+- ``evaluate(view, params, scratch, out) -> int``: reads the :data:`~hftlab.runtime.contract.View` and
+  writes the orders it wants working into ``out`` rows ``(side ±1, price, qty, time in force)``,
+  returning how many (the output contract: :mod:`hftlab.runtime.contract`). A plain function or
+  ``@njit``: the runtime compiles it itself, with bounds checks, for one fixed signature, and caches it
+  under a key of the strategy's file and the local modules it imports (an edit of either recompiles the
+  strategy, and only the strategy). ``params`` arrives as a record with the ``Params`` field names.
 
-Strategies are loaded by name only (validated: no path separators, no ``..``), never by an import
-path taken from configuration.
+The runtime, not the strategy, reconciles wanted orders with working ones through Risk and Execution
+Control. Strategies are loaded by name only (validated: no path separators, no ``..``), never by an
+import path taken from configuration.
 """
 
 from __future__ import annotations
 
+import ast
+import hashlib
 import importlib.util
 import sys
 import typing
-from collections import namedtuple
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import numpy as np
+
 from hftlab.errors import ConfigError
+from hftlab.jit import PYTHON_MODE, numba_cache_dir, record_array, strategy_cache_dir
+from hftlab.runtime.contract import View
+from hftlab.storage.manifest import file_sha256
 from hftlab.storage.schema import check_name
 
 #: Time in force codes (hftbacktest's): good till cancel, post-only, fill or kill, immediate or cancel.
 GTC, GTX, FOK, IOC = 0, 1, 2, 3
-
-#: What a strategy sees at an evaluation point. Arrays are views of the runtime's buffers: read only.
-View = namedtuple(
-    "View",
-    [
-        "ts",  # int64: local (event) time of this evaluation, ns
-        "best_bid",  # float: NaN when that side is empty
-        "best_ask",
-        "mid",  # float: NaN unless both sides exist
-        "tick_size",
-        "lot_size",
-        "bid_px",  # float64[L]: top bid levels, best first, NaN-padded
-        "bid_qty",
-        "ask_px",
-        "ask_qty",
-        "n_bid",  # int: valid entries of bid_px / bid_qty
-        "n_ask",
-        "trade_ts",  # int64[T]: recent market trades, oldest first
-        "trade_px",
-        "trade_qty",
-        "trade_side",  # float64[T]: +1 buyer-initiated, -1 seller-initiated, 0 unknown
-        "n_trades",
-        "position",  # own state, derived from our fills
-        "cash",
-        "equity",
-        "fees",
-        "order_side",  # float64[M]: our live orders (oldest first)
-        "order_price",
-        "order_leaves",
-        "n_orders",
-    ],
-)
+#: Parameter types a strategy may declare, and their record field types.
+PARAM_FIELD_TYPES = {int: "i8", float: "f8", bool: "?"}
 
 DEFAULT_DIR = Path("strategies")
 
 
+def local_imports(path: Path, folder: Path, seen: set[Path] | None = None) -> dict[str, str]:
+    """sha256 of every module in ``folder`` that ``path`` imports (transitively), by relative file name."""
+    seen = seen if seen is not None else {path.resolve()}
+    found: dict[str, str] = {}
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module]
+        for name in names:
+            candidate = folder / f"{name.split('.')[0]}.py"
+            if candidate.is_file() and candidate.resolve() not in seen:
+                seen.add(candidate.resolve())
+                found[candidate.name] = file_sha256(candidate)
+                found.update(local_imports(candidate, folder, seen))
+    return dict(sorted(found.items()))
+
+
+def source_key(path: Path) -> str:
+    """sha256 of a strategy file and of every local module it imports: what its compiled code depends on."""
+    parts = [f"{path.name}:{file_sha256(path)}", *(f"{k}:{v}" for k, v in local_imports(path, path.parent).items())]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
 @dataclass(frozen=True)
 class Strategy:
-    """A loaded strategy: its module, file, and contract members."""
+    """A loaded strategy: its module, file, source key and contract members."""
 
     name: str
     path: Path
     module: ModuleType
+    source_key: str = ""  #: see :func:`source_key`
 
     @property
     def Params(self) -> Any:
@@ -110,9 +113,35 @@ class Strategy:
         self.module.validate(params)
         return params
 
+    def params_dtype(self) -> np.dtype:
+        """The record layout ``evaluate`` receives its parameters in (one field per ``Params`` field)."""
+        fields = []
+        for name, kind in typing.get_type_hints(self.Params).items():
+            if kind not in PARAM_FIELD_TYPES:
+                raise ConfigError(
+                    f"strategy '{self.name}' ({self.path}): parameter {name} is {kind}; "
+                    f"parameters must be int, float or bool"
+                )
+            fields.append((name, PARAM_FIELD_TYPES[kind]))
+        return np.dtype(fields)
+
+    def params_record(self, params: Any) -> np.ndarray:
+        """``params`` (a ``Params``) as the one-row record array the compiled loop passes on."""
+        rows = record_array(1, self.params_dtype())
+        for name, value in params._asdict().items():
+            rows[name] = value
+        return rows
+
+
+_MODULES: dict[tuple[str, str], ModuleType] = {}
+
 
 def load_strategy(name: str, directory: Path | str | None = None) -> Strategy:
-    """Load ``<directory>/<name>.py`` (default ``strategies/`` under the working directory)."""
+    """Load ``<directory>/<name>.py`` (default ``strategies/`` under the working directory).
+
+    The module is loaded again whenever its source or a local module it imports changed, so a run
+    never executes other code than the source its run definition hashes.
+    """
     try:
         check_name("strategy name", name)
     except ValueError as exc:
@@ -124,19 +153,58 @@ def load_strategy(name: str, directory: Path | str | None = None) -> Strategy:
     if not path.is_file():
         known = sorted(p.stem for p in folder.glob("*.py") if not p.stem.startswith("_")) if folder.is_dir() else []
         raise ConfigError(f"strategy.name: unknown strategy {name!r}: no file {path} (known: {known})")
-    module_name = f"hftlab_strategy_{name}"
-    module = sys.modules.get(module_name)
-    if module is None or Path(getattr(module, "__file__", "")).resolve() != path.resolve():
-        spec = importlib.util.spec_from_file_location(module_name, path)
-        if spec is None or spec.loader is None:
-            raise ConfigError(f"strategy.name: cannot load {path}")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[module_name] = module  # numba's cache unpickles Params types by module name
-        spec.loader.exec_module(module)
+    key = source_key(path)
+    module = _MODULES.get((str(path.resolve()), key))
+    if module is None:
+        module = _exec_module(name, path, key)
+        _MODULES[(str(path.resolve()), key)] = module
     for member in ("Params", "validate", "SCRATCH_SIZE", "evaluate"):
         if not hasattr(module, member):
             raise ConfigError(f"strategy '{name}' ({path}) does not define {member} (see hftlab.runtime.strategy)")
-    return Strategy(name=name, path=path, module=module)
+    return Strategy(name=name, path=path, module=module, source_key=key)
+
+
+def _exec_module(name: str, path: Path, key: str) -> ModuleType:
+    module_name = f"hftlab_strategy_{name}"
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise ConfigError(f"strategy.name: cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    # numba functions the strategy file defines (its own @njit helpers) cache under its key too
+    with numba_cache_dir(strategy_cache_dir(key)):
+        spec.loader.exec_module(module)
+    return module
+
+
+_COMPILED: dict[tuple[str, str], Any] = {}
+
+
+def compiled_evaluate(strategy: Strategy, params_dtype: np.dtype) -> Any:
+    """``evaluate`` compiled for the loop's one signature (bounds-checked, cached under the strategy's key).
+
+    In Python mode (the debug mode) it is the plain Python function.
+    """
+    function = getattr(strategy.evaluate, "py_func", strategy.evaluate)
+    if PYTHON_MODE:
+        return function
+    memo = (strategy.source_key, params_dtype.descr.__repr__())
+    if memo not in _COMPILED:
+        import numba
+
+        with numba_cache_dir(strategy_cache_dir(strategy.source_key)):
+            _COMPILED[memo] = numba.njit(evaluate_signature(params_dtype), cache=True, boundscheck=True)(function)
+    return _COMPILED[memo]
+
+
+def evaluate_signature(params_dtype: np.dtype) -> Any:
+    """numba signature of ``evaluate``: (View, params record, scratch float64[::1], out float64[:, ::1]) -> int64."""
+    import numba
+    from numba import types
+
+    view_type = numba.typeof(make_view())
+    record = numba.from_dtype(params_dtype)
+    return types.int64(view_type, record, types.float64[::1], types.float64[:, ::1])
 
 
 def make_view(

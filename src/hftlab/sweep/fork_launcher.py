@@ -58,7 +58,7 @@ def _execute_in_worker(job: tuple[int, Sequence[str]]) -> JobReturn:
 
 def _loop_compiled() -> bool:
     """Whether this process has compiled the Core Runtime loop (for any strategy) yet."""
-    from hftlab.runtime.adapter import run_loop
+    from hftlab.runtime.loop import run_loop
 
     return bool(run_loop.overloads)
 

@@ -89,7 +89,8 @@ def run_reference_grid(fed: FeedData, venue: VenueConfig, params: Any, interval_
     sim = SimulatedVenue(fed, venue)
     log = np.zeros(max(1_000_000, len(fed.events) // 4), dtype=REFERENCE_FILL_DTYPE)
     cancels = np.zeros(4 * params.grid_num + 64, dtype=np.uint64)
-    with sim as hbt:
+    with sim:
+        hbt = sim.jitclass()
         n = plain_grid_loop(
             hbt, interval_ns, params.grid_num, params.grid_interval, params.half_spread, params.skew,
             params.order_qty, params.max_position, log, cancels,

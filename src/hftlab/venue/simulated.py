@@ -1,10 +1,10 @@
 """The Simulated Venue: hftbacktest built from a :class:`VenueConfig` and a fed Event stream.
 
-This module (with :mod:`hftlab.runtime.adapter`, the compiled side of the Venue Adapter) is the only
-code that touches hftbacktest's backtest API. It owns every array hftbacktest reads through a raw
-pointer (events, initial snapshot, order latencies) for the whole life of the backtest, and calls
-``close()`` exactly once, also when the run fails (hftbacktest leaks ~500 MiB per 10M events without
-it and aborts on a second call).
+This module builds the backtest object; :mod:`hftlab.venue.abi` (the compiled side of the Venue Adapter)
+drives it through hftbacktest's C functions. It owns every array hftbacktest reads through a raw pointer
+(events, initial snapshot, order latencies) for the whole life of the backtest, and closes the backtest
+exactly once, also when the run fails (hftbacktest leaks ~500 MiB per 10M events without it and aborts
+on a second call).
 """
 
 from __future__ import annotations
@@ -19,11 +19,14 @@ import numpy as np
 from hftlab.errors import ConfigError
 from hftlab.feed import EVENT_DTYPE, FeedData
 from hftlab.storage.schema import Instrument
+from hftlab.venue import abi
+from hftlab.venue.abi import Backtest
 from hftlab.venue.config import VenueConfig
+from hftlab.venue.constants import BOOK_KINDS, EXCH_EVENT, KIND_MASK, LOCAL_EVENT
 
 #: hftbacktest's order-latency record (hftbacktest.data.utils.feed_order_latency.order_latency_dtype).
 ORDER_LATENCY_DTYPE = np.dtype([("req_ts", "i8"), ("exch_ts", "i8"), ("resp_ts", "i8"), ("_padding", "i8")], align=True)
-EXCH_LOCAL = np.uint64((1 << 31) | (1 << 30))
+EXCH_LOCAL = EXCH_EVENT | LOCAL_EVENT
 
 
 def resolve_venue(config: VenueConfig, instrument: Instrument) -> VenueConfig:
@@ -62,7 +65,7 @@ def feed_derived_latency(events: np.ndarray, config: VenueConfig) -> np.ndarray:
 
 def roi_bounds(events: np.ndarray, snapshot: np.ndarray, margin: float) -> tuple[float, float]:
     """ROI vector bounds covering every book price in the data, widened by ``margin`` × mid."""
-    book = [a["px"][np.isin(a["ev"] & 0xFF, (1, 3, 4, 5))] for a in (events, snapshot) if len(a)]
+    book = [a["px"][np.isin(a["ev"] & KIND_MASK, BOOK_KINDS)] for a in (events, snapshot) if len(a)]
     prices = np.concatenate(book) if book else np.empty(0)
     if prices.size == 0:
         raise ConfigError("venue.depth=roi_vector: the fed events hold no book prices to derive ROI bounds from")
@@ -81,7 +84,9 @@ class VenueArrays:
 
 
 class SimulatedVenue:
-    """Context manager owning one hftbacktest backtest: ``with SimulatedVenue(fed, cfg) as hbt: ...``."""
+    """Context manager owning one hftbacktest backtest: ``with SimulatedVenue(fed, cfg) as bt: ...`` gives
+    a :class:`~hftlab.venue.abi.Backtest` handle for the compiled runtime (``jitclass()`` wraps the same
+    object in hftbacktest's own API, for the plain reference loop)."""
 
     def __init__(self, fed: FeedData, config: VenueConfig) -> None:
         self.config = resolve_venue(config, fed.dataset.manifest.instrument)
@@ -92,7 +97,7 @@ class SimulatedVenue:
         )
         if len(self.arrays.events) == 0:
             raise ConfigError("dataset window holds no events: nothing to backtest")
-        self.hbt: Any = None
+        self.backtest: Backtest | None = None
         self._closed = False
 
     def _asset(self) -> Any:
@@ -138,18 +143,27 @@ class SimulatedVenue:
             asset = asset.roi_lb(lo).roi_ub(hi)
         return asset
 
-    def __enter__(self) -> Any:
-        from hftbacktest import HashMapMarketDepthBacktest, ROIVectorMarketDepthBacktest
+    def __enter__(self) -> Backtest:
+        from hftbacktest import build_hashmap_backtest, build_roivec_backtest
 
-        build = ROIVectorMarketDepthBacktest if self.config.depth == "roi_vector" else HashMapMarketDepthBacktest
-        self.hbt = build([self._asset()])
-        return self.hbt
+        hashmap = self.config.depth == "hashmap"
+        ptr = (build_hashmap_backtest if hashmap else build_roivec_backtest)([self._asset()])
+        self.backtest = Backtest(int(ptr), hashmap)
+        return self.backtest
+
+    def jitclass(self) -> Any:
+        """The open backtest in hftbacktest's own jitclass API (what hftbacktest's examples use)."""
+        from hftbacktest.binding import HashMapMarketDepthBacktest_, ROIVectorMarketDepthBacktest_
+
+        assert self.backtest is not None, "enter the SimulatedVenue first"
+        wrap = HashMapMarketDepthBacktest_ if self.backtest.hashmap else ROIVectorMarketDepthBacktest_
+        return wrap(self.backtest.ptr)
 
     def close(self) -> None:
         """Close the backtest once; later calls do nothing (a second hftbacktest close aborts)."""
-        if self.hbt is not None and not self._closed:
+        if self.backtest is not None and not self._closed:
             self._closed = True
-            self.hbt.close()
+            abi.close(self.backtest)
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None

@@ -1,0 +1,123 @@
+"""The compiled code is cached across processes and never stale.
+
+- Two fresh processes share an empty cache folder: the first compiles hftlab's numba code (synthetic
+  market, feeder, Core Runtime loop, strategy), the second compiles nothing of it (numba's compile
+  events tell).
+- A strategy edited between two runs runs as edited: other results, another run id, no cache cleared.
+- ``runtime.debug=true`` runs the grid strategy end to end in plain Python with the same records.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from tests.run.test_run_e2e import digests, hftlab, make_project, run_dir_of
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+CHILD = r"""
+import json, sys, tempfile
+from numba.core import event
+compiled = []
+
+class Listener(event.Listener):
+    def on_start(self, ev):
+        fn = ev.data["dispatcher"].py_func
+        compiled.append(f"{fn.__module__}.{fn.__qualname__}")
+    def on_end(self, ev):
+        pass
+
+event.register("numba:compile", Listener())
+from hftlab.feed import DatasetRef, load_events
+from hftlab.ingest.synthetic import SynthParams, generate
+from hftlab.runtime import ExecutionConfig, RiskConfig, RuntimeConfig, load_strategy, run_backtest
+from hftlab.storage import Catalog
+from hftlab.venue.config import VenueConfig
+
+catalog = Catalog(tempfile.mkdtemp())
+catalog.promote(generate(SynthParams(seed=3, days=0.005, events_per_second=20.0)), "syn")
+fed = load_events(DatasetRef("syn"), catalog)
+grid = load_strategy("grid", sys.argv[1])
+out = run_backtest(fed, grid, grid.params({}), VenueConfig(), RiskConfig(), ExecutionConfig(), RuntimeConfig())
+print(json.dumps({"compiled": compiled, "fills": len(out.tables["fills"]), "telemetry": out.telemetry}))
+"""
+
+
+def _child(cache: Path) -> dict:
+    env = {**os.environ, "HFTLAB_CACHE_DIR": str(cache)}
+    out = subprocess.run([sys.executable, "-c", CHILD, str(PROJECT_ROOT / "strategies")], env=env,
+                         capture_output=True, text=True, cwd=PROJECT_ROOT)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_second_process_compiles_nothing(tmp_path: Path):
+    first = _child(tmp_path / "cache")
+    second = _child(tmp_path / "cache")
+    compiled = set(first["compiled"])
+    for name in ("hftlab.runtime.loop.run_loop", "hftlab_strategy_grid.evaluate", "hftlab.feed_kernels.scatter_rows",
+                 "hftlab.ingest.synthetic_kernels._simulate"):  # fmt: skip
+        assert name in compiled, f"{name} not compiled in a cold process: {sorted(compiled)}"
+    assert first["telemetry"]["compile_seconds"] > 0.0
+    assert second["compiled"] == [], f"a warm process compiled {second['compiled']}"
+    assert second["telemetry"]["compile_seconds"] == 0.0
+    assert first["fills"] == second["fills"] > 0
+
+
+def _fills(run_dir: Path) -> np.ndarray:
+    return pq.read_table(run_dir / "records" / "fills.parquet").to_pandas().to_records(index=False)
+
+
+def test_edited_strategy_runs_as_edited(tmp_path: Path):
+    """Edit grid.py between two runs (quotes twice as far apart): the second run uses the edit."""
+    project = make_project(tmp_path / "p")
+    env_cache = {"HFTLAB_CACHE_DIR": str(tmp_path / "cache")}
+    os.environ.update(env_cache)
+    try:
+        first = hftlab(project, "run")
+        assert "compiling the runtime" in first.stderr  # an empty cache: said before the wait
+        before = run_dir_of(first.stdout, project)
+        source = project / "strategies" / "grid.py"
+        text = source.read_text()
+        edited = text.replace("bid -= params.grid_interval", "bid -= 2 * params.grid_interval")
+        assert edited != text
+        source.write_text(edited.replace("ask += params.grid_interval", "ask += 2 * params.grid_interval"))
+        second = hftlab(project, "run")
+        after = run_dir_of(second.stdout, project)
+        assert before.name != after.name  # another run id
+        assert not np.array_equal(_fills(before)["price"], _fills(after)["price"])  # other fills
+        definition = json.loads((after / "run.json").read_text())
+        import hashlib
+
+        assert definition["strategy"]["sha256"] == hashlib.sha256(source.read_bytes()).hexdigest()
+        source.write_text(text)  # back to the original: its cached run, its compiled code
+        third = hftlab(project, "run", "strategy.params.grid_num=4")
+        assert "compiling the runtime" not in third.stderr  # original strategy + engine: both cached
+    finally:
+        os.environ.pop("HFTLAB_CACHE_DIR")
+
+
+def test_debug_mode_gives_the_compiled_records(tmp_path: Path):
+    """runtime.debug=true runs the loop and the grid strategy in plain Python: same records, own run id."""
+    project = make_project(tmp_path / "p", ["data", "synth", "--id", "synthetic", "--seed", "4", "--days", "0.002",
+                                            "--events-per-second", "40"])  # fmt: skip
+    compiled = run_dir_of(hftlab(project, "run").stdout, project)
+    debug = run_dir_of(hftlab(project, "run", "runtime.debug=true").stdout, project)
+    assert compiled.name != debug.name
+    a, b = digests(compiled), digests(debug)
+    records = [k for k in a if k.startswith("records/")]
+    assert records and all(a[k] == b[k] for k in records), {k: a[k] == b.get(k) for k in a}
+    assert json.loads((debug / "run.json").read_text())["config"]["runtime"]["debug"] is True
+
+
+@pytest.fixture(autouse=True)
+def _no_progress(monkeypatch):
+    monkeypatch.setenv("HFTLAB_PROGRESS", "log")
