@@ -8,7 +8,7 @@ finite value of the metric is never picked), and the picked parameters run on th
 
 Every run goes through :func:`hftlab.run.execute.execute` into ``results/<name>/runs/<run_id>/``, so runs
 are content-addressed and cached: running the same walk-forward again executes nothing. Configurations
-are composed in-process with Hydra's compose API (one numba compile per process).
+are composed in-process with Hydra's compose API (one process: imports and cache loads paid once).
 
 Outputs, deterministic for a given set of results (sorted keys, no wall-clock time, no absolute path):
 ``results/<name>/walkforward.json`` (every fold: windows, chosen overrides, IS and OOS metric and run
