@@ -141,7 +141,7 @@ def numba_cache_dir(path: Path) -> Iterator[None]:
 def engine_jit(fn: F | None = None, **options: Any) -> Any:
     """``numba.njit(cache=True, **options)`` for hftlab's compiled modules, cached under the engine key.
 
-    Usable bare (``@engine_jit``) or with options (``@engine_jit(inline="always")``). In Python mode the
+    Usable bare (``@engine_jit``) or with options (``@engine_jit(forceinline=True)``). In Python mode the
     function is returned as it is.
     """
 

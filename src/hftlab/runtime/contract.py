@@ -65,14 +65,14 @@ OUTPUT_ERROR_DTYPE = np.dtype(
 )  # fmt: skip
 
 
-@engine_jit(inline="always")
+@engine_jit(forceinline=True)
 def on_grid(value, step):
     """``value`` is a whole multiple of ``step`` (to 1e-6 of a step: prices and sizes are decimal)."""
     t = value / step
     return abs(t - np.rint(t)) <= 1e-6
 
 
-@engine_jit(inline="always")
+@engine_jit(forceinline=True)
 def _row_rule(side, price, qty, tif, tick_size, lot_size):
     if side != 1.0 and side != -1.0:
         return R.RULE_INVALID_SIDE
@@ -89,7 +89,7 @@ def _row_rule(side, price, qty, tif, tick_size, lot_size):
     return 0
 
 
-@engine_jit
+@engine_jit(forceinline=True)
 def check_output(n, wanted, tick_size, lot_size, now, error):
     """Check the strategy's output (``n`` rows of ``wanted``); on the first broken rule fill ``error[0]``
     and return False."""

@@ -29,7 +29,7 @@ class ExecutionRules(NamedTuple):
     post_only: bool
 
 
-@engine_jit(inline="always")
+@engine_jit(forceinline=True)
 def rate_allows(action_times, now):
     """Sliding 1 s window: ``action_times`` is a ring of the last len() request times (-1 = free)."""
     if len(action_times) == 0:
@@ -38,7 +38,7 @@ def rate_allows(action_times, now):
     return oldest < 0 or now - oldest >= NS_PER_SECOND
 
 
-@engine_jit(inline="always")
+@engine_jit(forceinline=True)
 def rate_take(action_times, now):
     n = len(action_times)
     for i in range(n - 1):
@@ -47,7 +47,7 @@ def rate_take(action_times, now):
         action_times[n - 1] = now
 
 
-@engine_jit
+@engine_jit(forceinline=True)
 def new_order_priority(wanted, n_wanted, idx):
     """Fill ``idx[:n_wanted]`` with wanted-order indexes: bids from the highest price down, then asks
     from the lowest up; stable on ties (insertion sort: small n, no allocation on the hot path)."""
@@ -71,7 +71,7 @@ def new_order_priority(wanted, n_wanted, idx):
             j -= 1
 
 
-@engine_jit
+@engine_jit(forceinline=True)
 def _add(plan, n, action, index, side, price, qty, tif):
     row = plan[n]
     row.action = action
@@ -83,7 +83,7 @@ def _add(plan, n, action, index, side, price, qty, tif):
     return n + 1
 
 
-@engine_jit
+@engine_jit(forceinline=True)
 def _match(orders, n_live, n_wanted, tick, wanted_matched):
     """Mark live orders that match a wanted order (same side, price tick, quantity), one to one."""
     live = orders.live
@@ -106,7 +106,7 @@ def _match(orders, n_live, n_wanted, tick, wanted_matched):
                 break
 
 
-@engine_jit
+@engine_jit(forceinline=True)
 def _level_busy(orders, n_live, n, side, t, tick):
     """An order is live, or a new one already planned, at this side and price tick."""
     for k in range(n_live):
@@ -119,7 +119,7 @@ def _level_busy(orders, n_live, n, side, t, tick):
     return False
 
 
-@engine_jit
+@engine_jit(forceinline=True)
 def plan_actions(orders, n_live, n_wanted, rules, now, tick, rec):
     """Reconcile wanted (``orders.wanted[:n_wanted]``, Risk-accepted ones) with live orders into
     ``orders.plan``; returns the plan's length. See the module docstring for the rules."""

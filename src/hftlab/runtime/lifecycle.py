@@ -101,7 +101,7 @@ def rows_per_step(orders: Orders) -> int:
     return 4 * len(orders.live) + 3 * len(orders.wanted) + 8
 
 
-@engine_jit(inline="always")
+@engine_jit(forceinline=True)
 def add_live(orders, account, contract, order_id, side, price, qty, tif, now):
     k = account.n_live
     row = orders.live[k]
@@ -121,7 +121,7 @@ def add_live(orders, account, contract, order_id, side, price, qty, tif, now):
     account.n_live = k + 1
 
 
-@engine_jit
+@engine_jit(forceinline=True)
 def compact_live(orders, account):
     """Drop ended orders, keeping order-id order."""
     live = orders.live
@@ -134,7 +134,7 @@ def compact_live(orders, account):
     account.n_live = j
 
 
-@engine_jit
+@engine_jit(forceinline=True)
 def fill_order(fills, n):
     """Indexes of the step's fills sorted by (exchange time, order id): the canonical fill order."""
     idx = np.arange(n)
@@ -151,7 +151,7 @@ def fill_order(fills, n):
     return idx
 
 
-@engine_jit
+@engine_jit(forceinline=True)
 def _observe(orders, k, o, now, contract, n_fills, rec):
     """Compare live row ``k`` with hftbacktest's record ``o``: ack, new fill (into step_fills), end."""
     row = orders.live[k]
@@ -187,7 +187,7 @@ def _observe(orders, k, o, now, contract, n_fills, rec):
     return n_fills
 
 
-@engine_jit
+@engine_jit(forceinline=True)
 def _apply_fills(orders, n_fills, account, contract, mid, rec):
     """Apply the step's fills in canonical order; record each and the order's lifecycle transition."""
     idx = fill_order(orders.step_fills, n_fills)
@@ -217,7 +217,7 @@ def _apply_fills(orders, n_fills, account, contract, mid, rec):
                 break
 
 
-@engine_jit
+@engine_jit(forceinline=True)
 def collect_feedback(bt, now, mid, account, contract, orders, rec):
     """Execution feedback for every live order: acks, fills (applied to the account in canonical order),
     ends; lifecycle rows (an order's end after the fills it had); ended rows dropped. Returns the fills."""
@@ -240,7 +240,7 @@ def collect_feedback(bt, now, mid, account, contract, orders, rec):
     return n_fills
 
 
-@engine_jit
+@engine_jit(forceinline=True)
 def send_cancel(bt, now, orders, k, rule, rec):
     """Request the cancel of live row ``k``; record the request and the lifecycle row."""
     row = orders.live[k]
@@ -250,7 +250,7 @@ def send_cancel(bt, now, orders, k, rule, rec):
     R.record_order(rec, now, 0, row.order_id, R.CANCEL_SENT, row.side, row.price, row.qty, row.leaves, rule)
 
 
-@engine_jit
+@engine_jit(forceinline=True)
 def send_new(bt, now, account, contract, orders, side, price, qty, tif, order_type, action, rule, rec):
     """Send a new order with the next order id; it becomes live unless the venue refused the request."""
     order_id = account.next_order_id
@@ -266,7 +266,7 @@ def send_new(bt, now, account, contract, orders, side, price, qty, tif, order_ty
     return res
 
 
-@engine_jit
+@engine_jit(forceinline=True)
 def dispatch(bt, now, account, contract, orders, n_plan, rec):
     """Send the step's planned requests: cancels first, then new orders (Execution Control's order)."""
     max_live = len(orders.live)
@@ -281,7 +281,7 @@ def dispatch(bt, now, account, contract, orders, n_plan, rec):
             send_new(bt, now, account, contract, orders, p.side, p.price, p.qty, p.tif, 0, R.ACTION_NEW, 0, rec)
 
 
-@engine_jit
+@engine_jit(forceinline=True)
 def kill_orders(bt, now, account, contract, orders, flatten, best_bid, best_ask, mid, rec):
     """The kill switch fired: cancel every live order; with ``flatten``, close the position at market."""
     for k in range(account.n_live):
@@ -295,7 +295,7 @@ def kill_orders(bt, now, account, contract, orders, flatten, best_bid, best_ask,
                  R.RULE_KILL_SWITCH, rec)  # fmt: skip
 
 
-@engine_jit
+@engine_jit(forceinline=True)
 def fill_order_view(orders, n_live):
     """Side, price and leaves of the live orders, for the strategy's View."""
     for k in range(n_live):

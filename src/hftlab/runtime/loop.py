@@ -17,6 +17,12 @@ made is in the records. The loop returns ``DONE`` then; ``NEED_ROOM`` when a rec
 more step (the caller grows them); ``PROGRESS`` every ``progress_steps`` steps; ``OUTPUT_ERROR`` when the
 strategy broke its output contract (details in ``error``); an hftbacktest error code (>= 10) otherwise.
 Every piece of state lives in the arrays passed in, so the caller simply calls again.
+
+Every function the loop calls is compiled with ``forceinline`` (LLVM inlines it into the loop): numba passes
+tuples of arrays as hundreds of flattened arguments, and the per-call copying cost the loop half its speed
+(measured: 1.10 s -> 0.58 s over 3M events with the grid strategy, against 0.74 s for the plain hftbacktest
+loop). The loop also works on borrowed array views (:func:`hftlab.venue.abi.borrowed`): no atomic reference
+counting per access.
 """
 
 from __future__ import annotations
@@ -68,14 +74,14 @@ class Loop(NamedTuple):
     error: np.ndarray  #: contract.OUTPUT_ERROR_DTYPE[1]
 
 
-@engine_jit
+@engine_jit(forceinline=True)
 def _advance(bt, settings):
     if settings.every_feed:
         return abi.wait_next_feed(bt, True, settings.timeout_ns)
     return abi.elapse(bt, settings.interval_ns)
 
 
-@engine_jit
+@engine_jit(forceinline=True)
 def _read_market(bt, depth, bid_tick, ask_tick, lp):
     """Book levels and recent trades into the View's buffers; returns the levels found per side."""
     m = lp.market
@@ -90,7 +96,7 @@ def _read_market(bt, depth, bid_tick, ask_tick, lp):
     return n_bid, n_ask
 
 
-@engine_jit
+@engine_jit(forceinline=True)
 def _decide(bt, strategy, params, scratch, lp, rec, now, best_bid, best_ask, n_bid, n_ask):
     """Strategy -> output contract -> Risk -> Execution Control -> dispatch. False: the output broke the contract."""
     acct = lp.account[0]
@@ -114,7 +120,7 @@ def _decide(bt, strategy, params, scratch, lp, rec, now, best_bid, best_ask, n_b
     return True
 
 
-@engine_jit
+@engine_jit(forceinline=True)
 def step(bt, strategy, params, scratch, lp, rec, evaluate):
     """One evaluation point (``evaluate``) or the end of the data (feedback and state only).
     False when the strategy's output broke the contract."""
@@ -140,7 +146,7 @@ def step(bt, strategy, params, scratch, lp, rec, evaluate):
     return ok
 
 
-@engine_jit
+@engine_jit(forceinline=True)
 def _borrowed_state(lp, rec):
     """``lp`` and ``rec`` with every array replaced by a borrowed view (no reference counting per access)."""
     b = abi.borrowed

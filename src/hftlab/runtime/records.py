@@ -218,7 +218,7 @@ def valid_rows(rec: Records) -> dict[str, np.ndarray]:
     return {name: plain(rec[i][: rec.counts[i]].copy()) for i, name in enumerate(TABLES)}
 
 
-@engine_jit(inline="always")
+@engine_jit(forceinline=True)
 def has_room(rec, rows):
     """True when every table can take ``rows`` more rows."""
     return (
@@ -231,7 +231,7 @@ def has_room(rec, rows):
     )
 
 
-@engine_jit(inline="always")
+@engine_jit(forceinline=True)
 def record_order(rec, local_ts, exch_ts, order_id, event, side, price, qty, leaves, rule):
     """Append an order-lifecycle row."""
     k = rec.counts[ORDERS]
@@ -248,7 +248,7 @@ def record_order(rec, local_ts, exch_ts, order_id, event, side, price, qty, leav
     rec.counts[ORDERS] = k + 1
 
 
-@engine_jit(inline="always")
+@engine_jit(forceinline=True)
 def record_check(rec, table, local_ts, order_id, rule, side, price, qty, value, limit):
     """Append a row to the ``RISK`` or ``THROTTLES`` table: the rule, and the value that broke its limit."""
     rows = rec.risk if table == RISK else rec.throttles
@@ -265,7 +265,7 @@ def record_check(rec, table, local_ts, order_id, rule, side, price, qty, value, 
     rec.counts[table] = k + 1
 
 
-@engine_jit(inline="always")
+@engine_jit(forceinline=True)
 def record_dispatch(rec, local_ts, order_id, action, side, price, qty, tif, result):
     """Append a row for one request sent to the venue."""
     k = rec.counts[DISPATCH]

@@ -30,7 +30,7 @@ class RiskLimits(NamedTuple):
     flatten_on_kill: bool
 
 
-@engine_jit
+@engine_jit(forceinline=True)
 def _rule(account, contract, limits, side, price, qty, mid, buy_total, sell_total, n_open):
     """The first Risk rule a wanted order breaks (0: none), the value compared and the limit."""
     if account.killed:
@@ -57,7 +57,7 @@ def _rule(account, contract, limits, side, price, qty, mid, buy_total, sell_tota
     return 0, 0.0, 0.0
 
 
-@engine_jit
+@engine_jit(forceinline=True)
 def check_wanted(account, contract, limits, orders, n_wanted, mid, now, rec):
     """Check every wanted order; set ``orders.accepted[i]`` and ``orders.rules[i]`` (0 = passed); record
     each refusal. Returns how many passed.
@@ -88,7 +88,7 @@ def check_wanted(account, contract, limits, orders, n_wanted, mid, now, rec):
     return n_open
 
 
-@engine_jit
+@engine_jit(forceinline=True)
 def kill_check(account, limits):
     """True once, when equity breaks the drawdown or loss limit (the kill switch fires)."""
     if account.killed:

@@ -77,7 +77,7 @@ def new_market(levels: int, trade_buffer: int) -> Market:
     )
 
 
-@engine_jit(inline="always")
+@engine_jit(forceinline=True)
 def trade_value(contract, price, qty):
     """Value of a trade in the account currency (quote for linear, base for inverse contracts)."""
     if contract.inverse:
@@ -85,7 +85,7 @@ def trade_value(contract, price, qty):
     return qty * price * contract.contract_size
 
 
-@engine_jit(inline="always")
+@engine_jit(forceinline=True)
 def fee_of(contract, price, qty, maker):
     rate = contract.maker_fee if maker else contract.taker_fee
     if contract.fee_model == FEE_ON_VALUE:
@@ -95,7 +95,7 @@ def fee_of(contract, price, qty, maker):
     return rate
 
 
-@engine_jit(inline="always")
+@engine_jit(forceinline=True)
 def apply_fill(account, contract, side, price, qty, maker):
     """Apply one fill to position, cash and fees; return the fee."""
     fee = fee_of(contract, price, qty, maker)
@@ -109,7 +109,7 @@ def apply_fill(account, contract, side, price, qty, maker):
     return fee
 
 
-@engine_jit(inline="always")
+@engine_jit(forceinline=True)
 def mark_equity(account, contract, mid):
     """Update the last valid mid and the equity (cash + position marked at mid)."""
     if np.isfinite(mid):
@@ -126,7 +126,7 @@ def mark_equity(account, contract, mid):
         account.peak_equity = account.equity
 
 
-@engine_jit
+@engine_jit(forceinline=True)
 def top_levels(bt, depth, best, side, tick_size, px, qty, max_scan):
     """Fill ``px``/``qty`` with the top non-empty levels of one side, scanning ticks away from ``best``;
     NaN-pad the rest. Returns the number of levels found."""
@@ -147,7 +147,7 @@ def top_levels(bt, depth, best, side, tick_size, px, qty, max_scan):
     return n
 
 
-@engine_jit
+@engine_jit(forceinline=True)
 def append_trades(market, last):
     """Append market trades (hftbacktest event rows) to the view's buffer, oldest first, keeping the most
     recent ones when it is full (one shift per batch, not per trade)."""
@@ -174,7 +174,7 @@ def append_trades(market, last):
     market.trade_count[0] = n + k
 
 
-@engine_jit
+@engine_jit(forceinline=True)
 def record_state(rec, account, now, mid, spread, n_open, interval, force):
     """Append a state-series row when event time reached the next sampling point (or ``force``: the end of
     the data, which replaces a row of the same time)."""

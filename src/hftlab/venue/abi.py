@@ -194,13 +194,13 @@ else:
         return numba.carray(_voidptr(address), n, EVENT_DTYPE)  # type: ignore[call-arg]
 
 
-@engine_jit(inline="always")
+@engine_jit(forceinline=True)
 def elapse(bt, duration):
     """Advance the backtest by ``duration`` ns of local time: 0 ok, 1 end of data, >= 10 an error."""
     return _HM_ELAPSE(bt.ptr, duration) if bt.hashmap else _RV_ELAPSE(bt.ptr, duration)
 
 
-@engine_jit(inline="always")
+@engine_jit(forceinline=True)
 def wait_next_feed(bt, include_order_response, timeout):
     """Advance to the next feed event (or order response, or ``timeout`` ns): 1 end, 2 feed, 3 response."""
     if bt.hashmap:
@@ -208,24 +208,24 @@ def wait_next_feed(bt, include_order_response, timeout):
     return _RV_WAIT(bt.ptr, include_order_response, timeout)
 
 
-@engine_jit(inline="always")
+@engine_jit(forceinline=True)
 def current_timestamp(bt):
     return _HM_NOW(bt.ptr) if bt.hashmap else _RV_NOW(bt.ptr)
 
 
-@engine_jit(inline="always")
+@engine_jit(forceinline=True)
 def position(bt):
     """hftbacktest's own position of asset 0 (it misses partial fills: the runtime keeps its own)."""
     return _HM_POSITION(bt.ptr, 0) if bt.hashmap else _RV_POSITION(bt.ptr, 0)
 
 
-@engine_jit(inline="always")
+@engine_jit(forceinline=True)
 def depth(bt):
     """Address of the market depth of asset 0 (valid until the backtest is closed)."""
     return _HM_DEPTH(bt.ptr, 0) if bt.hashmap else _RV_DEPTH(bt.ptr, 0)
 
 
-@engine_jit(inline="always")
+@engine_jit(forceinline=True)
 def best_ticks(bt, depth_ptr):
     """(best bid tick, best ask tick); EMPTY_BID_TICK / EMPTY_ASK_TICK for an empty side."""
     if bt.hashmap:
@@ -233,7 +233,7 @@ def best_ticks(bt, depth_ptr):
     return _RV_BID_TICK(depth_ptr), _RV_ASK_TICK(depth_ptr)
 
 
-@engine_jit(inline="always")
+@engine_jit(forceinline=True)
 def qty_at_tick(bt, depth_ptr, side, tick):
     """Resting quantity at ``tick`` on the bid (``side`` > 0) or ask side.
 
@@ -244,13 +244,13 @@ def qty_at_tick(bt, depth_ptr, side, tick):
     return _RV_BID_QTY(depth_ptr, tick) if side > 0 else _RV_ASK_QTY(depth_ptr, tick)
 
 
-@engine_jit(inline="always")
+@engine_jit(forceinline=True)
 def orders(bt):
     """Address of hftbacktest's order map of asset 0."""
     return _HM_ORDERS(bt.ptr, 0) if bt.hashmap else _RV_ORDERS(bt.ptr, 0)
 
 
-@engine_jit(inline="always")
+@engine_jit(forceinline=True)
 def order_record(orders_ptr, order_id):
     """hftbacktest's record of order ``order_id``: a 1-row view of ORDER_DTYPE, or 0 rows if not in the map.
 
@@ -260,7 +260,7 @@ def order_record(orders_ptr, order_id):
     return _order_rows(address, 1 if address != 0 else 0)
 
 
-@engine_jit(inline="always")
+@engine_jit(forceinline=True)
 def submit(bt, order_id, side, price, qty, time_in_force, order_type):
     """Send a new order (LIMIT or MARKET); returns hftbacktest's code (0: accepted for sending)."""
     if side == BUY:
@@ -272,17 +272,17 @@ def submit(bt, order_id, side, price, qty, time_in_force, order_type):
     return _RV_SELL(bt.ptr, 0, order_id, price, qty, time_in_force, order_type, False)
 
 
-@engine_jit(inline="always")
+@engine_jit(forceinline=True)
 def submit_limit(bt, order_id, side, price, qty, time_in_force):
     return submit(bt, order_id, side, price, qty, time_in_force, LIMIT)
 
 
-@engine_jit(inline="always")
+@engine_jit(forceinline=True)
 def cancel(bt, order_id):
     return _HM_CANCEL(bt.ptr, 0, order_id, False) if bt.hashmap else _RV_CANCEL(bt.ptr, 0, order_id, False)
 
 
-@engine_jit(inline="always")
+@engine_jit(forceinline=True)
 def clear_inactive_orders(bt):
     """Drop filled, cancelled, expired and rejected orders from hftbacktest's map."""
     if bt.hashmap:
@@ -291,7 +291,7 @@ def clear_inactive_orders(bt):
         _RV_CLEAR(bt.ptr, 0)
 
 
-@engine_jit(inline="always")
+@engine_jit(forceinline=True)
 def last_trades(bt, length):
     """Market trades since the last clear, as event rows (a view; ``length`` is a 1-element uint64 buffer)."""
     address = length.ctypes.data
@@ -300,7 +300,7 @@ def last_trades(bt, length):
     return _event_rows(ptr, n)
 
 
-@engine_jit(inline="always")
+@engine_jit(forceinline=True)
 def clear_last_trades(bt):
     if bt.hashmap:
         _HM_CLEAR_TRADES(bt.ptr, 0)
@@ -308,7 +308,7 @@ def clear_last_trades(bt):
         _RV_CLEAR_TRADES(bt.ptr, 0)
 
 
-@engine_jit(inline="always")
+@engine_jit(forceinline=True)
 def close(bt):
     """Free the backtest (exactly once: a second close aborts the process)."""
     return _HM_CLOSE(bt.ptr) if bt.hashmap else _RV_CLOSE(bt.ptr)
