@@ -9,10 +9,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -76,33 +78,29 @@ def _fills(run_dir: Path) -> np.ndarray:
     return pq.read_table(run_dir / "records" / "fills.parquet").to_pandas().to_records(index=False)
 
 
-def test_edited_strategy_runs_as_edited(tmp_path: Path):
-    """Edit grid.py between two runs (quotes twice as far apart): the second run uses the edit."""
+def test_edited_strategy_runs_as_edited(tmp_path: Path, monkeypatch):
+    """Edit grid.py between two runs (quotes twice as far apart): the second run uses the edit, with no
+    cache cleared by hand; the original source, restored, is served from the cache again."""
     project = make_project(tmp_path / "p")
-    env_cache = {"HFTLAB_CACHE_DIR": str(tmp_path / "cache")}
-    os.environ.update(env_cache)
-    try:
-        first = hftlab(project, "run")
-        assert "compiling the runtime" in first.stderr  # an empty cache: said before the wait
-        before = run_dir_of(first.stdout, project)
-        source = project / "strategies" / "grid.py"
-        text = source.read_text()
-        edited = text.replace("bid -= params.grid_interval", "bid -= 2 * params.grid_interval")
-        assert edited != text
-        source.write_text(edited.replace("ask += params.grid_interval", "ask += 2 * params.grid_interval"))
-        second = hftlab(project, "run")
-        after = run_dir_of(second.stdout, project)
-        assert before.name != after.name  # another run id
-        assert not np.array_equal(_fills(before)["price"], _fills(after)["price"])  # other fills
-        definition = json.loads((after / "run.json").read_text())
-        import hashlib
-
-        assert definition["strategy"]["sha256"] == hashlib.sha256(source.read_bytes()).hexdigest()
-        source.write_text(text)  # back to the original: its cached run, its compiled code
-        third = hftlab(project, "run", "strategy.params.grid_num=4")
-        assert "compiling the runtime" not in third.stderr  # original strategy + engine: both cached
-    finally:
-        os.environ.pop("HFTLAB_CACHE_DIR")
+    monkeypatch.setenv("HFTLAB_CACHE_DIR", str(tmp_path / "cache"))  # empty: everything compiles once
+    first = hftlab(project, "run")
+    assert "compiling the runtime" in first.stderr  # said before the wait
+    before = run_dir_of(first.stdout, project)
+    source = project / "strategies" / "grid.py"
+    text = source.read_text()
+    edited = text.replace("bid -= params.grid_interval", "bid -= 2 * params.grid_interval")
+    edited = edited.replace("ask += params.grid_interval", "ask += 2 * params.grid_interval")
+    assert edited.count("2 * params.grid_interval") == 2
+    source.write_text(edited)
+    second = hftlab(project, "run")
+    after = run_dir_of(second.stdout, project)
+    assert before.name != after.name  # another run id
+    assert not np.array_equal(_fills(before)["price"], _fills(after)["price"])  # other fills
+    definition = json.loads((after / "run.json").read_text())
+    assert definition["strategy"]["sha256"] == hashlib.sha256(source.read_bytes()).hexdigest()
+    source.write_text(text)  # back to the original: engine and strategy both cached
+    third = hftlab(project, "run", "strategy.params.grid_num=4")
+    assert "compiling the runtime" not in third.stderr
 
 
 def test_debug_mode_gives_the_compiled_records(tmp_path: Path):
@@ -121,3 +119,24 @@ def test_debug_mode_gives_the_compiled_records(tmp_path: Path):
 @pytest.fixture(autouse=True)
 def _no_progress(monkeypatch):
     monkeypatch.setenv("HFTLAB_PROGRESS", "log")
+
+
+def test_cache_folder_follows_the_environment_and_survives_an_unwritable_choice(tmp_path: Path, monkeypatch):
+    """HFTLAB_CACHE_DIR, then NUMBA_CACHE_DIR, then XDG; a folder that cannot be created (a read-only
+    install or home) falls back to the temp directory instead of failing."""
+    from hftlab.jit import cache_root
+
+    choose = cache_root.__wrapped__
+    monkeypatch.delenv("HFTLAB_CACHE_DIR", raising=False)
+    monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert choose() == tmp_path / "xdg" / "hftlab" / "numba"
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "numba"))
+    assert choose() == tmp_path / "numba" / "hftlab"
+    monkeypatch.setenv("HFTLAB_CACHE_DIR", str(tmp_path / "ours"))
+    assert choose() == tmp_path / "ours" / "numba"
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("HFTLAB_CACHE_DIR", str(blocker / "below"))
+    fallback = choose()
+    assert fallback.parent == Path(tempfile.gettempdir()) and fallback.name.startswith("hftlab-numba-")

@@ -38,10 +38,10 @@ def _key(fills: np.ndarray) -> np.ndarray:
     return out
 
 
-def _assert_parity(fed: FeedData, values: dict[str, Any], min_fills: int) -> None:
+def _assert_parity(fed: FeedData, values: dict[str, Any], min_fills: int, depth: str) -> None:
     strategy = load_strategy("grid", STRATEGIES)
     params = strategy.params(values)
-    venue = VenueConfig()
+    venue = VenueConfig(depth=depth)
     out = run_backtest(
         fed, strategy, params, venue, RiskConfig(), ExecutionConfig(), RuntimeConfig(interval_ns=INTERVAL)
     )
@@ -60,12 +60,15 @@ def _assert_parity(fed: FeedData, values: dict[str, Any], min_fills: int) -> Non
     assert out.account["fees"] == pytest.approx(ref["fee"], rel=1e-9, abs=0.0)
 
 
-def test_grid_parity_on_synthetic_market(synthetic: Synthetic):
-    """~1M synthetic events: identical fills, position and equity as the plain hftbacktest loop."""
-    _assert_parity(synthetic.fed, SYNTH_GRID, min_fills=1_000)
+@pytest.mark.parametrize("depth", ["roi_vector", "hashmap"])
+def test_grid_parity_on_synthetic_market(synthetic: Synthetic, depth: str):
+    """~1M synthetic events: identical fills, position and equity as the plain hftbacktest loop (both depth
+    implementations: the runtime calls a different set of hftbacktest's C functions for each)."""
+    _assert_parity(synthetic.fed, SYNTH_GRID, min_fills=1_000, depth=depth)
 
 
 @pytest.mark.shared_data
-def test_grid_parity_on_real_btcusdt(btc: FeedData):
+@pytest.mark.parametrize("depth", ["roi_vector", "hashmap"])
+def test_grid_parity_on_real_btcusdt(btc: FeedData, depth: str):
     """The real BTCUSDT sample (492k events): identical fills, position and equity."""
-    _assert_parity(btc, BTC_GRID, min_fills=500)
+    _assert_parity(btc, BTC_GRID, min_fills=500, depth=depth)
