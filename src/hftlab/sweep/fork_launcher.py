@@ -5,7 +5,7 @@ Why: the compiled code is cached per machine, but each fresh process still pays 
 Hydra, numba, pyarrow, hftbacktest and the cache loads, about 2.7 s here, more when two start at once on
 two cores). Hydra's joblib launcher (``hydra/launcher=parallel``) starts fresh worker processes; forking
 after the first run pays the start once per sweep, and workers start in milliseconds (measured, 8 runs x
-2M events on 2 cores: 11.6 s against 13.0 s for joblib, 16.4 s serial). Workers are reused for all
+2M events on 2 cores: 8.2 s against 9.6 s for joblib, 11.0 s serial). Workers are reused for all
 remaining jobs.
 
 Linux only (``fork`` start method). Jobs that run a strategy the parent has not loaded load it in the
