@@ -177,7 +177,6 @@ def run_backtest(
     t_compile = time.perf_counter()
     with numba_event.install_recorder("numba:compile") as compiles:
         evaluate = compiled_evaluate(strategy, params_rec.dtype)
-    calls = 0
     steps = 0 if progress is None else 20_000
     with sim as bt:
         args = (bt, evaluate, params_rec, scratch, lp, rec, steps)
@@ -185,63 +184,64 @@ def run_backtest(
             _compile_loop(args, params_rec.dtype)
         compiling = compile_seconds(compiles.buffer) + compile_seconds(loop_compiles.buffer)
         t0 = time.perf_counter()
-        last = t0
         if progress is not None:
             progress.start()
-        while True:
-            calls += 1
-            try:
-                status = run_loop(bt, evaluate, params_rec, scratch, lp, rec, steps)
-            except Exception as exc:
-                if not lp.error[0]["in_strategy"]:
-                    raise
-                raise StrategyError(
-                    strategy.path, "raised", abi.current_timestamp(bt), None, f"{type(exc).__name__}: {exc}"
-                ) from exc
-            if status == DONE:
-                break
-            if status == PROGRESS and progress is not None:
-                now = time.perf_counter()
-                # keep returns near PROGRESS_SECONDS apart: few enough to cost nothing measurable
-                factor = 2.0 if now - last < PROGRESS_SECONDS / 2 else 0.5 if now - last > 2 * PROGRESS_SECONDS else 1.0
-                steps = max(100, min(10_000_000, int(steps * factor)))
-                last = now
-                progress(int(abi.current_timestamp(bt)))
-                continue
-            if status == NEED_ROOM:
-                rec = R.grown(rec)
-                continue
-            if status == OUTPUT_ERROR:
-                raise _output_error(strategy, lp.error[0])
-            name = BACKTEST_ERRORS.get(status, "unknown")
-            hint = _ERROR_HINTS.get(status, "")
-            raise VenueError(
-                f"hftbacktest returned error code {status} ({name}) at event time {abi.current_timestamp(bt)}{hint}"
-            )
+        rec, calls = _drive(bt, strategy, evaluate, params_rec, scratch, lp, rec, progress)
         wall = time.perf_counter() - t0
         venue_position = abi.position(bt)
-    acct = lp.account[0]
-    account = {
-        "position": float(acct["position"]),
-        "cash": float(acct["cash"]),
-        "fees": float(acct["fees"]),
-        "equity": float(acct["equity"]),
-        "mid": float(acct["mid"]),
-        "killed": bool(acct["killed"]),
-        "venue_position": float(venue_position),
-    }
     return RunOutput(
         tables=R.valid_rows(rec),
-        account=account,
+        account=_account(lp, venue_position),
         venue=sim.config,
         events=len(fed.events),
-        telemetry={
-            "loop_seconds": wall,
-            "loop_calls": calls,
-            "compile_seconds": compiling,
-            "start_seconds": t0 - t_compile,
-        },
-    )
+        telemetry={"loop_seconds": wall, "loop_calls": calls, "compile_seconds": compiling,
+                   "start_seconds": t0 - t_compile},
+    )  # fmt: skip
+
+
+def _drive(
+    bt: Any, strategy: Strategy, evaluate: Any, params_rec: np.ndarray, scratch: np.ndarray, lp: Loop, rec: Any,
+    progress: Progress | None,
+) -> tuple[Any, int]:  # fmt: skip
+    """Call the loop until the data ends: grow the records, report progress, raise what it stopped on.
+    Returns the records and the number of calls."""
+    calls = 0
+    steps = 0 if progress is None else 20_000
+    last = time.perf_counter()
+    while True:
+        calls += 1
+        try:
+            status = run_loop(bt, evaluate, params_rec, scratch, lp, rec, steps)
+        except Exception as exc:
+            if not lp.error[0]["in_strategy"]:
+                raise
+            detail = f"{type(exc).__name__}: {exc}"
+            raise StrategyError(strategy.path, "raised", abi.current_timestamp(bt), None, detail) from exc
+        if status == DONE:
+            return rec, calls
+        if status == PROGRESS and progress is not None:
+            now = time.perf_counter()
+            # keep returns near PROGRESS_SECONDS apart: few enough to cost nothing measurable
+            factor = 2.0 if now - last < PROGRESS_SECONDS / 2 else 0.5 if now - last > 2 * PROGRESS_SECONDS else 1.0
+            steps = max(100, min(10_000_000, int(steps * factor)))
+            last = now
+            progress(int(abi.current_timestamp(bt)))
+        elif status == NEED_ROOM:
+            rec = R.grown(rec)
+        elif status == OUTPUT_ERROR:
+            raise _output_error(strategy, lp.error[0])
+        elif status != PROGRESS:
+            name = BACKTEST_ERRORS.get(status, "unknown")
+            hint = _ERROR_HINTS.get(status, "")
+            now_ns = abi.current_timestamp(bt)
+            raise VenueError(f"hftbacktest returned error code {status} ({name}) at event time {now_ns}{hint}")
+
+
+def _account(lp: Loop, venue_position: float) -> dict[str, Any]:
+    """The final account (derived from the fills) and hftbacktest's own position, for comparison."""
+    acct = lp.account[0]
+    values: dict[str, Any] = {name: float(acct[name]) for name in ("position", "cash", "fees", "equity", "mid")}
+    return {**values, "killed": bool(acct["killed"]), "venue_position": float(venue_position)}
 
 
 def _output_error(strategy: Strategy, error: np.ndarray) -> StrategyError:
