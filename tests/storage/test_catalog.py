@@ -143,6 +143,17 @@ def test_resolve_requires_a_version_when_several_exist(catalog: Catalog):
         catalog.resolve("ds", "0123456789abcdef")
 
 
+def test_resolve_of_an_absent_dataset_says_how_to_get_it(catalog: Catalog):
+    """A dataset id with no version (a fresh clone before `./dev run`) names the id, the storage root, the
+    datasets there, and how to build one, with or without a version given."""
+    catalog.promote(result(), "other")
+    for version in (None, "0123456789abcdef"):
+        with pytest.raises(
+            StorageError, match=r"no dataset 'synthetic' in Canonical Storage at .*'other'.*hftlab data"
+        ):
+            catalog.resolve("synthetic", version)
+
+
 @pytest.mark.parametrize("name", ["../evil", "a/b", ".hidden", "", ".."])
 def test_dataset_ids_that_would_escape_the_root_are_refused(catalog: Catalog, name: str):
     """Dataset ids become directory names: separators, '..' and leading dots are refused."""

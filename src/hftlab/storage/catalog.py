@@ -208,6 +208,16 @@ class Catalog:
         check_name("dataset id", dataset_id)
         id_dir = self.root / dataset_id
         versions = sorted(p.name for p in id_dir.iterdir() if (p / MANIFEST_NAME).is_file()) if id_dir.is_dir() else []
+        if not versions:
+            known = (
+                [d.name for d in sorted(self.root.iterdir()) if d.is_dir() and not d.name.startswith(".")]
+                if self.root.is_dir()
+                else []
+            )
+            raise StorageError(
+                f"no dataset '{dataset_id}' in Canonical Storage at {self.root} (datasets there: {known or 'none'}): "
+                "import or build it first (`hftlab data ...`; in this repository `./dev run` builds 'synthetic')"
+            )
         if version is None:
             if len(versions) != 1:
                 found = ", ".join(versions) if versions else "none"
