@@ -9,11 +9,15 @@ from __future__ import annotations
 import numpy as np
 
 from hftlab.jit import engine_jit
-from hftlab.venue.constants import BUY_EVENT, EXCH_EVENT, LOCAL_EVENT, SELL_EVENT
-
-KIND_DEPTH = 1
-KIND_CLEAR = 3
-KIND_SNAPSHOT = 4
+from hftlab.venue.constants import (
+    BUY_EVENT,
+    DEPTH_CLEAR_EVENT,
+    DEPTH_EVENT,
+    DEPTH_SNAPSHOT_EVENT,
+    EXCH_EVENT,
+    LOCAL_EVENT,
+    SELL_EVENT,
+)
 
 
 @engine_jit
@@ -126,12 +130,12 @@ def replay_book(kind, side, price, qty, tick_size):
         t = np.int64(np.rint(price[i] / tick_size))
         book = bids if side[i] > 0 else asks
         k = kind[i]
-        if k == KIND_DEPTH or k == KIND_SNAPSHOT:
+        if k == DEPTH_EVENT or k == DEPTH_SNAPSHOT_EVENT:
             if qty[i] > 0.0:
                 book[t] = np.int64(i)
             elif t in book:
                 del book[t]
-        elif k == KIND_CLEAR:
+        elif k == DEPTH_CLEAR_EVENT:
             doomed = []
             for level in book:
                 if (side[i] > 0 and level >= t) or (side[i] < 0 and level <= t):

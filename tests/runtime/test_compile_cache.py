@@ -116,6 +116,23 @@ def test_debug_mode_gives_the_compiled_records(tmp_path: Path):
     assert json.loads((debug / "run.json").read_text())["config"]["runtime"]["debug"] is True
 
 
+def test_debug_mode_reports_the_strategy_error_of_its_child(tmp_path: Path):
+    """A strategy raising in a debug run: the command fails with the child's StrategyError, nothing is written."""
+    project = make_project(tmp_path / "p", ["data", "synth", "--id", "synthetic", "--seed", "4", "--days", "0.002",
+                                            "--events-per-second", "40"])  # fmt: skip
+    source = project / "strategies" / "grid.py"
+    text = source.read_text()
+    assert "    if not np.isfinite(view.mid):\n" in text
+    source.write_text(
+        text.replace("    if not np.isfinite(view.mid):\n", "    raise ValueError('boom')\n    if False:\n", 1)
+    )
+    out = hftlab(project, "run", "runtime.debug=true", check=False)
+    assert out.returncode != 0
+    assert "debug run (runtime.debug=true, plain Python)" in out.stderr
+    assert "grid.py: [raised] at event time" in out.stderr and "ValueError: boom" in out.stderr
+    assert not list((project / "results").rglob("run.json"))
+
+
 @pytest.fixture(autouse=True)
 def _no_progress(monkeypatch):
     monkeypatch.setenv("HFTLAB_PROGRESS", "log")

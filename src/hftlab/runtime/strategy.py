@@ -38,8 +38,6 @@ from hftlab.runtime.contract import View
 from hftlab.storage.manifest import file_sha256
 from hftlab.storage.schema import check_name
 
-#: Time in force codes (hftbacktest's): good till cancel, post-only, fill or kill, immediate or cancel.
-GTC, GTX, FOK, IOC = 0, 1, 2, 3
 #: Parameter types a strategy may declare, and their record field types.
 PARAM_FIELD_TYPES = {int: "i8", float: "f8", bool: "?"}
 
