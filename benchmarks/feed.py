@@ -28,7 +28,7 @@ CHILD = r"""
 import json, resource, sys, time
 from pathlib import Path
 import pyarrow.parquet as pq
-from hftlab.feed import DatasetRef, load_events
+from hftlab.feed import DatasetRef
 from hftlab.storage import Catalog
 from hftlab.storage.schema import FEEDS
 
@@ -38,14 +38,14 @@ dataset = catalog.resolve("bench")
 files = [dataset.path / p.path for p in dataset.manifest.partitions]
 feeds = tuple(f for f in FEEDS if f in dataset.manifest.feeds)
 if case == "feeder":  # load the cached numba kernels outside the timed region
-    load_events(DatasetRef("bench", end=dataset.manifest.start_ns + 1), catalog)
+    DatasetRef("bench", end=dataset.manifest.start_ns + 1).load(catalog)
 rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 t0 = time.perf_counter()
 if case == "baseline":
     tables = [pq.read_table(f) for f in files]
     rows, nbytes = sum(t.num_rows for t in tables), sum(t.nbytes for t in tables)
 else:
-    fed = load_events(DatasetRef("bench", feeds=feeds), catalog)
+    fed = DatasetRef("bench", feeds=feeds).load(catalog)
     rows, nbytes = len(fed.events), fed.events.nbytes
 seconds = time.perf_counter() - t0
 rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

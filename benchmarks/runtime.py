@@ -54,8 +54,8 @@ from pathlib import Path
 case, root, spawn_ns, strategies, grid, interval, warmup = sys.argv[1:8]
 spawn_ns, interval, warmup, grid = int(spawn_ns), int(interval), int(warmup), json.loads(grid)
 
-from hftlab.feed import DatasetRef, load_events
-from hftlab.runtime.config import ExecutionConfig, RiskConfig, RuntimeConfig
+from hftlab.feed import DatasetRef
+from hftlab.runtime.config import RuntimeConfig
 from hftlab.runtime.progress import RunProgress
 from hftlab.runtime.runner import run_backtest
 from hftlab.runtime.strategy import load_strategy
@@ -65,9 +65,9 @@ from hftlab.venue.reference import run_reference_grid
 
 t_imported = time.time_ns()
 catalog = Catalog(root)
-fed = load_events(DatasetRef("bench"), catalog)
+fed = DatasetRef("bench").load(catalog)
 t_fed = time.time_ns()
-tiny = load_events(DatasetRef("bench", end=fed.dataset.manifest.start_ns + warmup), catalog)
+tiny = DatasetRef("bench", end=fed.dataset.manifest.start_ns + warmup).load(catalog)
 strategy = load_strategy("grid", strategies)
 params = strategy.params(grid)
 
@@ -79,8 +79,8 @@ def run(feed):
             ev = feed.events
             progress = RunProgress("bench", len(ev), int(ev[0]["local_ts"]), int(ev[-1]["local_ts"]),
                                    mode="log", stream=open(os.devnull, "w"), log_every_s=0.0)
-        out = run_backtest(feed, strategy, params, VenueConfig(), RiskConfig(), ExecutionConfig(),
-                           RuntimeConfig(interval_ns=interval), progress=progress)
+        out = run_backtest(feed, strategy, params, venue=VenueConfig(), runtime=RuntimeConfig(interval_ns=interval),
+                           progress=progress)
         return len(out.tables["fills"]), out.account["position"]
     ref = run_reference_grid(feed, VenueConfig(), params, interval)
     return len(ref["fills"]), ref["position"]

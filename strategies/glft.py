@@ -42,9 +42,9 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
+from _quotes import post_quotes
 from hftlab.errors import ConfigError
 
-GTX = 1.0
 EPS = 1e-9  #: ticks: float noise tolerance when rounding onto the grid or bucketing distances
 MAX_BUCKETS = 64
 
@@ -226,18 +226,4 @@ def evaluate(view, params, scratch, out):
         bid = min(bid, ask_tick - 1.0)
         ask = max(ask, bid_tick + 1.0)
 
-    slack = 1e-9 * params.order_qty
-    n = 0
-    if view.position + params.order_qty <= params.max_position + slack and bid >= 1.0 and n < out.shape[0]:
-        out[n, 0] = 1.0
-        out[n, 1] = bid * tick
-        out[n, 2] = params.order_qty
-        out[n, 3] = GTX
-        n += 1
-    if view.position - params.order_qty >= -params.max_position - slack and ask >= 1.0 and n < out.shape[0]:
-        out[n, 0] = -1.0
-        out[n, 1] = ask * tick
-        out[n, 2] = params.order_qty
-        out[n, 3] = GTX
-        n += 1
-    return n
+    return post_quotes(out, bid, ask, tick, params.order_qty, view.position, params.max_position)

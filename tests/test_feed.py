@@ -11,9 +11,11 @@ import numpy as np
 import pyarrow.dataset as pads
 import pytest
 
-from hftlab.errors import StorageError
-from hftlab.feed import EVENT_DTYPE, DatasetRef, load_events, to_ns
+from hftlab.errors import ConfigError, StorageError
+from hftlab.feed import DatasetRef, Window
+from hftlab.hftbacktest_types import EVENT_DTYPE
 from hftlab.storage import Catalog, FeedFrame, IngestResult, Instrument
+from hftlab.times import to_ns
 
 EXCH, LOCAL, BUY, SELL = 1 << 31, 1 << 30, 1 << 29, 1 << 28
 DAY = 86_400 * 10**9
@@ -47,7 +49,7 @@ def tiny(catalog: Catalog) -> Catalog:
 
 def test_exact_processing_order_with_split_rows(tiny: Catalog):
     """Rows whose local order disagrees with exchange order are split into EXCH-only and LOCAL-only copies."""
-    ev = load_events(DatasetRef("tiny"), tiny).events
+    ev = DatasetRef("tiny").load(tiny).events
     got = [(int(e["ev"]), int(e["exch_ts"]), int(e["local_ts"]), float(e["px"])) for e in ev]
     snap = [(3 | BUY, 9.5), (4 | BUY, 9.5), (3 | SELL, 10.5), (4 | SELL, 10.5)]
     expected = (
@@ -62,7 +64,7 @@ def test_exact_processing_order_with_split_rows(tiny: Catalog):
 
 def test_feed_subset_merges_by_rank(tiny: Catalog):
     """Selecting only some feeds leaves gaps in seq; rows still come out in Processing Order."""
-    ev = load_events(DatasetRef("tiny", feeds=("depth", "trades")), tiny).events
+    ev = DatasetRef("tiny", feeds=("depth", "trades")).load(tiny).events
     assert [2, 2, 3, 3, 4] == ev["exch_ts"].tolist()
     assert [1, 2, 2, 1, 1] == (ev["ev"] & 0xFF).tolist()
     assert np.all((ev["ev"] & (EXCH | LOCAL)) == (EXCH | LOCAL))
@@ -70,14 +72,20 @@ def test_feed_subset_merges_by_rank(tiny: Catalog):
 
 def test_unknown_feed_and_bad_window_are_refused(tiny: Catalog):
     """A feed name that does not exist, or an empty window, fails before reading anything."""
-    with pytest.raises(ValueError, match="unknown"):
-        DatasetRef("tiny", feeds=("depht",))
-    with pytest.raises(ValueError, match="not after start"):
-        load_events(DatasetRef("tiny", start=5, end=5), tiny)
-    with pytest.raises(ValueError, match="ISO-8601"):
-        to_ns("yesterday")
+    with pytest.raises(ConfigError, match="unknown"):
+        Window(("depht",))
+    with pytest.raises(ConfigError, match="unknown"):
+        DatasetRef("tiny", feeds=("depht",)).load(tiny)
+    with pytest.raises(ConfigError, match="not after start"):
+        Window(start=5, end=5)
+    with pytest.raises(ConfigError, match="not after start"):
+        DatasetRef("tiny", start=5, end=5).load(tiny)
+    with pytest.raises(ConfigError, match="dataset.start: 'yesterday' is neither .* ISO-8601"):
+        to_ns("yesterday", "dataset.start")
+    with pytest.raises(ConfigError, match="dataset.start: 'yesterday' is neither .* ISO-8601"):
+        DatasetRef("tiny", start="yesterday").load(tiny)
     with pytest.raises(StorageError, match="holds symbol 'ABC'"):
-        load_events(DatasetRef("tiny", symbol="XYZ"), tiny)
+        DatasetRef("tiny", symbol="XYZ").load(tiny)
 
 
 def test_to_ns_parses_iso_utc():
@@ -104,7 +112,7 @@ def test_window_across_two_date_partitions(two_days: Catalog):
     dataset = two_days.resolve("syn2")
     assert {"2024-03-01", "2024-03-02"} == {p.date for p in dataset.manifest.partitions}
     start, end = to_ns("2024-03-01T12:00"), to_ns("2024-03-02T12:00")
-    fed = load_events(DatasetRef("syn2", start="2024-03-01T12:00", end="2024-03-02T12:00"), two_days)
+    fed = DatasetRef("syn2", start="2024-03-01T12:00", end="2024-03-02T12:00").load(two_days)
     files = [str(dataset.path / p.path) for p in dataset.manifest.partitions]
     table = pads.dataset(files, format="parquet", partitioning="hive", partition_base_dir=str(dataset.path)).to_table()
     exch = table.column("exch_ts").to_numpy()
@@ -120,17 +128,17 @@ def test_window_across_two_date_partitions(two_days: Catalog):
 
 def test_concatenated_windows_equal_the_whole(two_days: Catalog):
     """Feeding [a, b) then [b, c) gives exactly the rows of feeding [a, c): no row lost or doubled."""
-    whole = load_events(DatasetRef("syn2"), two_days).events
+    whole = DatasetRef("syn2").load(two_days).events
     cut = to_ns("2024-03-02T00:00")
-    first = load_events(DatasetRef("syn2", end=cut), two_days).events
-    second = load_events(DatasetRef("syn2", start=cut), two_days).events
+    first = DatasetRef("syn2", end=cut).load(two_days).events
+    second = DatasetRef("syn2", start=cut).load(two_days).events
     assert whole.tobytes() == np.concatenate([first, second]).tobytes()
 
 
 def _digest_in_subprocess(root: Path, dataset_id: str) -> str:
     code = (
-        "import hashlib, sys; from hftlab.feed import DatasetRef, load_events; from hftlab.storage import Catalog; "
-        f"f = load_events(DatasetRef({dataset_id!r}, start='2024-03-01T06:00'), Catalog({str(root)!r})); "
+        "import hashlib, sys; from hftlab.feed import DatasetRef; from hftlab.storage import Catalog; "
+        f"f = DatasetRef({dataset_id!r}, start='2024-03-01T06:00').load(Catalog({str(root)!r})); "
         "print(hashlib.sha256(f.events.tobytes() + f.initial_snapshot.tobytes()).hexdigest())"
     )
     return subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout.strip()
@@ -141,7 +149,7 @@ def test_feeder_output_is_identical_across_processes(two_days: Catalog):
     ref = DatasetRef("syn2", start="2024-03-01T06:00")
     digests = []
     for _ in range(2):
-        fed = load_events(ref, two_days)
+        fed = ref.load(two_days)
         digests.append(hashlib.sha256(fed.events.tobytes() + fed.initial_snapshot.tobytes()).hexdigest())
     digests += [_digest_in_subprocess(two_days.root, "syn2") for _ in range(2)]
     assert 1 == len(set(digests)), digests

@@ -19,11 +19,11 @@ def test_event_counts_equal_hftbacktest_converter(btc):
     """Same number of depth, trade, clear and snapshot events as hftbacktest's own converter."""
     from hftbacktest.data.utils import binancefutures
 
-    from hftlab.feed import DatasetRef, load_events
+    from hftlab.feed import DatasetRef
 
     catalog, path = btc
     theirs = binancefutures.convert(str(path), combined_stream=True)
-    ours = load_events(DatasetRef("btc"), catalog).events
+    ours = DatasetRef("btc").load(catalog).events
     for kind in (1, 2, 3, 4):
         assert int(np.sum((theirs["ev"] & 0xFF) == kind)) == int(np.sum((ours["ev"] & 0xFF) == kind)), kind
     assert len(theirs) == len(ours)
@@ -33,10 +33,10 @@ def test_fed_array_is_in_processing_order(btc):
     """hftbacktest's own validator accepts the fed order (EXCH rows by exch_ts, LOCAL rows by local_ts)."""
     from hftbacktest.data import validate_event_order
 
-    from hftlab.feed import DatasetRef, load_events
+    from hftlab.feed import DatasetRef
 
     catalog, _ = btc
-    events = load_events(DatasetRef("btc"), catalog).events
+    events = DatasetRef("btc").load(catalog).events
     validate_event_order(events)
     assert events.flags["C_CONTIGUOUS"]
 
@@ -80,10 +80,10 @@ def _crossed_steps(events: np.ndarray, snapshot: np.ndarray | None) -> tuple[int
 
 def test_replay_in_plain_hftbacktest_never_shows_a_crossed_book(btc):
     """Replaying the fed stream in a plain hftbacktest loop: best bid < best ask at every 10 ms step."""
-    from hftlab.feed import DatasetRef, load_events
+    from hftlab.feed import DatasetRef
 
     catalog, _ = btc
-    events = np.ascontiguousarray(load_events(DatasetRef("btc"), catalog).events)
+    events = np.ascontiguousarray(DatasetRef("btc").load(catalog).events)
     crossed, steps = _crossed_steps(events, None)
     assert steps > 30_000
     assert 0 == crossed
@@ -91,13 +91,13 @@ def test_replay_in_plain_hftbacktest_never_shows_a_crossed_book(btc):
 
 def test_window_starting_mid_stream_gets_the_replayed_book(btc):
     """A window starting mid-stream comes with an initial snapshot equal to the book hftbacktest built."""
-    from hftlab.feed import DatasetRef, load_events
+    from hftlab.feed import DatasetRef
     from hftlab.feed_kernels import replay_book
 
     catalog, _ = btc
-    full = load_events(DatasetRef("btc"), catalog)
+    full = DatasetRef("btc").load(catalog)
     start = full.dataset.manifest.start_ns + 120 * 1_000_000_000
-    part = load_events(DatasetRef("btc", start=start), catalog)
+    part = DatasetRef("btc", start=start).load(catalog)
     assert len(part.initial_snapshot) > 100
     assert int(part.events["exch_ts"].min()) >= start
     # The snapshot equals an independent replay of every fed book row (EXCH copies) before start.
@@ -119,7 +119,7 @@ def test_tampered_file_is_refused_by_the_feeder(btc, tmp_path: Path):
     import shutil
 
     from hftlab.errors import StorageError
-    from hftlab.feed import DatasetRef, load_events
+    from hftlab.feed import DatasetRef
     from hftlab.storage import Catalog
 
     catalog, _ = btc
@@ -132,5 +132,5 @@ def test_tampered_file_is_refused_by_the_feeder(btc, tmp_path: Path):
     raw[100] ^= 0xFF
     victim.write_bytes(bytes(raw))
     with pytest.raises(StorageError) as err:
-        load_events(DatasetRef("btc"), copy)
+        DatasetRef("btc").load(copy)
     assert str(victim) in str(err.value)

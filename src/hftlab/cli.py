@@ -1,24 +1,29 @@
 """The ``hftlab`` command line.
 
-``hftlab data ...`` manages Canonical Storage (synthesize, import, list, verify). Errors the user can
-act on (:class:`~hftlab.errors.HftlabError`, bad values) are printed as one line on stderr with exit
-code 2; nothing is half-written.
+``hftlab data ...`` manages Canonical Storage (synthesize, import, list, verify); ``data import``
+offers every importer of :mod:`hftlab.ingest.registry`. Errors the user can act on
+(:class:`~hftlab.errors.HftlabError`: bad input) are printed as one line on stderr with exit code 2;
+nothing is half-written. Any other exception is a bug: its traceback is shown, exit code 3.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
+import functools
 import json
 import os
 import sys
+import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from hftlab import __version__
 from hftlab.errors import HftlabError, StorageError
+from hftlab.files import atomic_write
+from hftlab.ingest.registry import ID_HELP, Importer, importers
 from hftlab.storage.catalog import Catalog, Dataset
-from hftlab.storage.schema import IngestResult, Instrument
+from hftlab.storage.schema import IngestResult
 
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
 
@@ -61,50 +66,15 @@ def _promote(args: argparse.Namespace, result: IngestResult, default_id: str) ->
     return 0
 
 
-def _instrument(args: argparse.Namespace) -> Instrument:
-    return Instrument(
-        venue=args.venue,
-        symbol=args.symbol,
-        tick_size=args.tick_size,
-        lot_size=args.lot_size,
-        contract_type=args.contract_type,
-        contract_size=args.contract_size,
-    )
-
-
 def _cmd_synth(args: argparse.Namespace) -> int:
     from hftlab.ingest import synthetic
 
-    fields = {f.name for f in dataclasses.fields(synthetic.SynthParams)}
-    params = synthetic.SynthParams(**{k: v for k, v in vars(args).items() if k in fields and v is not None})
-    result = synthetic.generate(params)
-    return _promote(args, result, f"{params.venue}-{params.symbol}")
+    params = synthetic.params_from_args(args)
+    return _promote(args, synthetic.generate(params), f"{params.venue}-{params.symbol}")
 
 
-def _cmd_import_binance(args: argparse.Namespace) -> int:
-    from hftlab.ingest import binance_futures
-
-    result = binance_futures.convert(Path(args.file), _instrument(args))
-    return _promote(args, result, f"{args.venue}-{args.symbol}")
-
-
-def _cmd_import_tardis(args: argparse.Namespace) -> int:
-    from hftlab.ingest import tardis
-
-    def path(value: str | None) -> Path | None:
-        return Path(value) if value else None
-
-    result = tardis.convert(
-        book=path(args.book), trades=path(args.trades), quotes=path(args.quotes), instrument=_instrument(args)
-    )
-    return _promote(args, result, f"{args.venue}-{args.symbol}")
-
-
-def _cmd_import_npz(args: argparse.Namespace) -> int:
-    from hftlab.ingest import npz
-
-    result = npz.convert(Path(args.file), _instrument(args))
-    return _promote(args, result, f"{args.venue}-{args.symbol}")
+def _cmd_import(importer: Importer, args: argparse.Namespace) -> int:
+    return _promote(args, importer.convert(args), importer.default_id(args))
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
@@ -137,24 +107,6 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-_TYPES: dict[str, Callable[[str], Any]] = {"int": int, "float": float, "str": str}
-
-
-def _add_instrument(p: argparse.ArgumentParser, venue: str) -> None:
-    p.add_argument("--symbol", required=True, help="instrument symbol, e.g. BTCUSDT")
-    p.add_argument("--tick-size", type=float, required=True, help="price tick (prices must lie on it)")
-    p.add_argument("--lot-size", type=float, required=True, help="quantity step")
-    p.add_argument("--venue", default=venue, help=f"venue name (default: {venue})")
-    p.add_argument("--contract-type", choices=["linear", "inverse"], default="linear")
-    p.add_argument("--contract-size", type=float, default=1.0)
-    p.add_argument("--id", help="dataset id (default: <venue>-<symbol>)")
-    p.add_argument(
-        "--local-ts-correction",
-        default="none",
-        help="shift local timestamps: 'none', 'auto' (smallest feed latency becomes 0) or integer ns; recorded in the lineage",
-    )
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hftlab", description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument(
@@ -167,30 +119,16 @@ def build_parser() -> argparse.ArgumentParser:
     synth = dsub.add_parser("synth", help="generate the deterministic synthetic market (the embedded default)")
     from hftlab.ingest import synthetic
 
-    for f in dataclasses.fields(synthetic.SynthParams):
-        kind = _TYPES.get(f.type if isinstance(f.type, str) else f.type.__name__, str)
-        synth.add_argument(
-            f"--{f.name.replace('_', '-')}", dest=f.name, type=kind, default=None, help=f"default: {f.default}"
-        )
-    synth.add_argument("--id", help="dataset id (default: <venue>-<symbol>)")
+    synthetic.add_arguments(synth)
+    synth.add_argument("--id", help=ID_HELP)
     synth.set_defaults(func=_cmd_synth)
 
     imp = dsub.add_parser("import", help="import vendor files into Canonical Storage")
     isub = imp.add_subparsers(dest="source", required=True)
-    b = isub.add_parser("binance-futures", help="Binance futures collector file (<local_ts_ns> <json> per line, gzip)")
-    b.add_argument("file")
-    _add_instrument(b, "binance-futures")
-    b.set_defaults(func=_cmd_import_binance)
-    t = isub.add_parser("tardis", help="Tardis.dev CSV: incremental_book_L2, trades, quotes")
-    t.add_argument("--book", help="incremental_book_L2 CSV")
-    t.add_argument("--trades", help="trades CSV")
-    t.add_argument("--quotes", help="quotes CSV (best bid/offer)")
-    _add_instrument(t, "tardis")
-    t.set_defaults(func=_cmd_import_tardis)
-    n = isub.add_parser("npz", help="hftbacktest .npz/.npy event file")
-    n.add_argument("file")
-    _add_instrument(n, "hftbacktest")
-    n.set_defaults(func=_cmd_import_npz)
+    for importer in importers():
+        p = isub.add_parser(importer.name, help=importer.help)
+        importer.configure(p)
+        p.set_defaults(func=functools.partial(_cmd_import, importer))
 
     sub.add_parser(
         "run", help="run a backtest with Hydra: hftlab run [overrides] [-m] [--cfg job] [--help]", add_help=False
@@ -259,7 +197,7 @@ def _cmd_diff(args: argparse.Namespace) -> int:
 
     text = diff_markdown(Path("."), args.base, args.head, Path(args.plots) if args.plots else None)
     if args.output:
-        Path(args.output).write_text(text)
+        atomic_write(Path(args.output), text)
     else:
         print(text, end="")
     return 0
@@ -307,17 +245,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv and argv[0] == "walkforward":
         from hftlab.sweep.walkforward import main as walkforward_main
 
-        try:
-            return walkforward_main(argv[1:])
-        except (HftlabError, ValueError) as exc:
-            print(f"hftlab: error: {exc}", file=sys.stderr)
-            return 2
+        return _reporting_errors(lambda: walkforward_main(argv[1:]))
     args = build_parser().parse_args(argv)
+    return _reporting_errors(lambda: int(args.func(args)))
+
+
+def _reporting_errors(command: Callable[[], int]) -> int:
+    """Run a command: an :class:`HftlabError` (bad input the user can fix) is one line on stderr and exit
+    code 2; any other exception is a bug in hftlab, shown with its traceback and exit code 3."""
     try:
-        return int(args.func(args))
-    except (HftlabError, ValueError) as exc:
+        return command()
+    except HftlabError as exc:
         print(f"hftlab: error: {exc}", file=sys.stderr)
         return 2
+    except Exception:
+        traceback.print_exc()
+        print(f"hftlab: internal error: this is a bug in hftlab {__version__}; please report it with the "
+              "traceback above and the command you ran", file=sys.stderr)  # fmt: skip
+        return 3
 
 
 if __name__ == "__main__":

@@ -1,4 +1,18 @@
-"""Errors hftlab raises for bad input: each names the file, the row or key, and the rule broken."""
+"""Every error hftlab raises for bad input: each names the file, the row or key, and the rule broken.
+
+The tree::
+
+    HftlabError            bad input the user can act on (the CLI prints it as one line, exit code 2)
+    ├── ConfigError        a configuration value is missing, unknown, of the wrong type or out of range
+    │   └── InvalidNameError   a name (dataset id, venue, symbol) that cannot be a path component
+    ├── DataError          input data breaks a rule of the canonical schema or of an importer
+    ├── StorageError       Canonical Storage refuses an operation
+    ├── StrategyError      a strategy broke its output contract or raised
+    ├── VenueError         hftbacktest returned an error code
+    └── ReproduceError     a stored run cannot be re-executed as it was
+
+Anything else that escapes is a bug in hftlab: the CLI shows its traceback (exit code 3).
+"""
 
 from __future__ import annotations
 
@@ -36,6 +50,10 @@ class ConfigError(HftlabError):
     """A configuration value is missing, unknown, of the wrong type or out of range."""
 
 
+class InvalidNameError(ConfigError):
+    """A name (dataset id, venue, symbol) that cannot be a path component."""
+
+
 class StrategyError(HftlabError):
     """A strategy broke its output contract or raised: names the strategy file, the rule, the event time
     and (for output rules) the offending row of ``out``. ``rule`` is a name of
@@ -53,3 +71,7 @@ class StrategyError(HftlabError):
 
 class VenueError(HftlabError):
     """hftbacktest returned an error code."""
+
+
+class ReproduceError(HftlabError):
+    """A stored run cannot be re-executed as it was (missing data, changed strategy source)."""

@@ -1,9 +1,9 @@
-"""Historical Input Feeder: a dataset reference -> the Event stream in Processing Order.
+"""Historical Input Feeder: a resolved dataset and a window -> the Event stream in Processing Order.
 
 The output is one contiguous array of hftbacktest's ``event_dtype`` (what the Simulated Venue reads),
 plus an initial book snapshot when the window starts after the dataset's start. How it is built:
 
-1. The dataset version is resolved in Canonical Storage; its manifest must hash to that version, and
+1. The dataset version (resolved in Canonical Storage) must have a manifest hashing to that version, and
    every file read is checked against the manifest's sha256 before its rows are used.
 2. The selected feeds' partitions overlapping the window ``[start, end)`` (exchange time) are read.
    Every stored row carries ``seq``, its rank in the dataset's Processing Order, so feeds are merged by
@@ -20,7 +20,6 @@ Same reference + same stored dataset => byte-identical arrays, in any process.
 from __future__ import annotations
 
 import mmap
-import re
 import threading
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
@@ -33,44 +32,41 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from hftlab import feed_kernels as K
-from hftlab.errors import StorageError
+from hftlab import hftbacktest_types as HB
+from hftlab.errors import ConfigError, StorageError
+from hftlab.hftbacktest_types import EVENT_DTYPE
 from hftlab.storage.catalog import Catalog, Dataset, check_manifest
 from hftlab.storage.manifest import Partition, file_sha256
 from hftlab.storage.schema import DEFAULT_FEEDS, FEEDS
-from hftlab.venue import constants as HB
+from hftlab.times import iso, to_ns
 
-#: hftbacktest's event record (64 bytes, aligned); defined here so reading data needs no hftbacktest import.
-EVENT_DTYPE = np.dtype(
-    {
-        "names": ["ev", "exch_ts", "local_ts", "px", "qty", "order_id", "ival", "fval"],
-        "formats": ["<u8", "<i8", "<i8", "<f8", "<f8", "<u8", "<i8", "<f8"],
-        "offsets": [0, 8, 16, 24, 32, 40, 48, 56],
-        "itemsize": 64,
-        "aligned": True,
-    }
-)
 _BOOK_FEEDS = ("snapshot", "depth")
 _READ_COLUMNS = ["exch_ts", "local_ts", "kind", "side", "price", "qty", "seq"]
 #: Row groups decoded ahead of the merge.
 _PREFETCH = 2
 
 
-def to_ns(value: int | str | None) -> int | None:
-    """A timestamp as integer ns since the epoch: an int is taken as ns, a string as ISO-8601 UTC."""
-    if value is None or isinstance(value, int):
-        return value
-    text = str(value).strip()
-    if re.fullmatch(r"[+-]?\d{5,}", text):  # integer ns given as text (config values are strings); "2024" is a year
-        return int(text)
-    try:
-        return int(np.datetime64(text.rstrip("Z"), "ns").astype(np.int64))
-    except ValueError:
-        raise ValueError(f"time {value!r} is neither integer nanoseconds nor an ISO-8601 UTC time") from None
+@dataclass(frozen=True)
+class Window:
+    """What to feed of a dataset: which feeds, and the exchange-time window ``[start, end)`` in ns
+    (None: the dataset's own first/last row)."""
+
+    feeds: tuple[str, ...] = DEFAULT_FEEDS
+    start: int | None = None
+    end: int | None = None
+
+    def __post_init__(self) -> None:
+        unknown = [f for f in self.feeds if f not in FEEDS]
+        if unknown or not self.feeds:
+            raise ConfigError(f"dataset.feeds: {list(self.feeds)}: unknown {unknown}; known feeds: {list(FEEDS)}")
+        if self.start is not None and self.end is not None and self.end <= self.start:
+            raise ConfigError(f"dataset window: end {iso(self.end)} is not after start {iso(self.start)}")
 
 
 @dataclass(frozen=True)
 class DatasetRef:
-    """What to feed: a dataset (id, optional version), which feeds, and an exchange-time window."""
+    """A dataset by name: id, optional version (default: the newest), feeds, an exchange-time window,
+    and optionally the symbol and venue it must hold. :meth:`resolve` finds it in Canonical Storage."""
 
     id: str
     version: str | None = None
@@ -80,10 +76,23 @@ class DatasetRef:
     symbol: str | None = None  #: if given, must equal the dataset's instrument symbol
     venue: str | None = None  #: if given, must equal the dataset's instrument venue
 
-    def __post_init__(self) -> None:
-        unknown = [f for f in self.feeds if f not in FEEDS]
-        if unknown or not self.feeds:
-            raise ValueError(f"dataset feeds {list(self.feeds)}: unknown {unknown}; known feeds: {list(FEEDS)}")
+    @property
+    def window(self) -> Window:
+        return Window(tuple(self.feeds), to_ns(self.start, "dataset.start"), to_ns(self.end, "dataset.end"))
+
+    def resolve(self, catalog: Catalog | None = None) -> Dataset:
+        """The stored dataset version this reference names (its manifest checked)."""
+        dataset = (catalog or Catalog()).resolve(self.id, self.version)
+        inst = dataset.manifest.instrument
+        for key, want, have in (("symbol", self.symbol, inst.symbol), ("venue", self.venue, inst.venue)):
+            if want is not None and want != have:
+                raise StorageError(f"dataset '{self.id}' {dataset.version} holds {key} {have!r}, not {want!r}")
+        return dataset
+
+    def load(self, catalog: Catalog | None = None) -> FeedData:
+        """``load_events(self.resolve(catalog), self.window)`` (the window checked before the catalog is read)."""
+        window = self.window
+        return load_events(self.resolve(catalog), window)
 
 
 @dataclass
@@ -270,21 +279,13 @@ def _initial_snapshot(dataset: Dataset, start: int) -> np.ndarray:
     return snap
 
 
-def load_events(ref: DatasetRef, catalog: Catalog | None = None) -> FeedData:
-    """Feed a dataset reference: the Event stream in Processing Order (see the module docstring)."""
-    catalog = catalog or Catalog()
-    dataset = catalog.resolve(ref.id, ref.version)
+def load_events(dataset: Dataset, window: Window = Window()) -> FeedData:
+    """Feed a resolved dataset: the Event stream of ``window`` in Processing Order (see the module docstring)."""
     check_manifest(dataset)
-    inst = dataset.manifest.instrument
-    for key, want, have in (("symbol", ref.symbol, inst.symbol), ("venue", ref.venue, inst.venue)):
-        if want is not None and want != have:
-            raise StorageError(f"dataset '{ref.id}' {dataset.version} holds {key} {have!r}, not {want!r}")
-    start, end = to_ns(ref.start), to_ns(ref.end)
-    if start is not None and end is not None and end <= start:
-        raise ValueError(f"dataset window end {ref.end!r} is not after start {ref.start!r}")
-    events = _stream_dense(dataset, ref.feeds, start, end)
+    start, end = window.start, window.end
+    events = _stream_dense(dataset, window.feeds, start, end)
     if events is None:
-        events = _merge(_read_window(dataset, ref.feeds, start, end))
+        events = _merge(_read_window(dataset, window.feeds, start, end))
     if len(events) and not K.local_order_is_monotone(events):
         events = K.split_exch_local(events, np.argsort(events["local_ts"], kind="stable"))
     begins_mid_stream = start is not None and start > dataset.manifest.start_ns
@@ -297,5 +298,5 @@ def load_events(ref: DatasetRef, catalog: Catalog | None = None) -> FeedData:
         initial_snapshot=snapshot,
         start_ns=start if start is not None else dataset.manifest.start_ns,
         end_ns=end if end is not None else dataset.manifest.end_ns + 1,
-        feeds=tuple(ref.feeds),
+        feeds=tuple(window.feeds),
     )

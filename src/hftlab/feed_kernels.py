@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from hftlab.jit import engine_jit
-from hftlab.venue.constants import (
+from hftlab.hftbacktest_types import (
     BUY_EVENT,
     DEPTH_CLEAR_EVENT,
     DEPTH_EVENT,
@@ -18,6 +17,7 @@ from hftlab.venue.constants import (
     LOCAL_EVENT,
     SELL_EVENT,
 )
+from hftlab.jit import engine_jit
 
 
 @engine_jit

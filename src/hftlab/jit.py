@@ -57,7 +57,7 @@ COMPILED_MODULES = (
     "runtime/risk.py",
     "runtime/state.py",
     "venue/abi.py",
-    "venue/constants.py",
+    "hftbacktest_types.py",
 )
 CACHE_ENV = "HFTLAB_CACHE_DIR"
 _VERSIONED = ("numba", "llvmlite", "numpy", "hftbacktest")

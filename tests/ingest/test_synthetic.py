@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from hftlab.errors import ConfigError
 from hftlab.ingest.synthetic import GENERATOR_VERSION, SynthParams, generate, simulate
 from hftlab.storage import Catalog, IngestResult, Kind, Side
 
@@ -225,8 +226,8 @@ def test_prices_and_quantities_are_the_doubles_nearest_their_decimals() -> None:
     ],
 )
 def test_invalid_params_name_the_field(field: str, value: object) -> None:
-    """A bad parameter is refused with a ValueError naming the field."""
-    with pytest.raises(ValueError, match=r"^synthetic param (\w+) ") as excinfo:
+    """A bad parameter is refused with a ConfigError naming the field."""
+    with pytest.raises(ConfigError, match=r"^synthetic param (\w+) ") as excinfo:
         SynthParams(**{field: value})  # type: ignore[arg-type]
     match = re.match(r"^synthetic param (\w+) ", str(excinfo.value))
     assert match is not None

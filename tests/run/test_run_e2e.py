@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from hftlab import compose_runs, prepare
 from hftlab.run.results import deterministic_files
 from tests.conftest import PROJECT_ROOT
 
@@ -40,10 +41,14 @@ def make_project(path: Path, synth: list[str] = SYNTH) -> Path:
     return path
 
 
-def run_dir_of(stdout: str, project: Path) -> Path:
-    match = re.search(r"run ([0-9a-f]{16}): (done|cached)[^:]*: (\S+)", stdout)
-    assert match, stdout
-    return project / match.group(3)
+def run_dir_of(project: Path, *overrides: str, stdout: str | None = None) -> Path:
+    """Where ``hftlab run <overrides>`` puts its run, from the Python API (the run config it composes,
+    prepared); with ``stdout``, also checks that the command reported that directory."""
+    (config,) = compose_runs([list(overrides)], project)
+    run_dir = prepare(config, project).run_dir
+    if stdout is not None:
+        assert f"run {run_dir.name}: " in stdout and str(run_dir.relative_to(project)) in stdout, stdout
+    return run_dir
 
 
 def digests(run_dir: Path) -> dict[str, str]:
@@ -55,8 +60,8 @@ def two_clones(tmp_path_factory):
     """The same run executed in two project copies at different paths, in separate processes."""
     base = tmp_path_factory.mktemp("clones")
     a, b = make_project(base / "a"), make_project(base / "elsewhere" / "b")
-    run_a = run_dir_of(hftlab(a, "run").stdout, a)
-    run_b = run_dir_of(hftlab(b, "run").stdout, b)
+    run_a = run_dir_of(a, stdout=hftlab(a, "run").stdout)
+    run_b = run_dir_of(b, stdout=hftlab(b, "run").stdout)
     return a, b, run_a, run_b
 
 
@@ -66,7 +71,8 @@ def test_run_writes_one_complete_run_directory(two_clones):
     assert ["default"] == [p.name for p in (a / "results").iterdir()]
     assert [run_a.name] == [p.name for p in (a / "results" / "default" / "runs").iterdir()]
     assert [
-        "metrics.json", "records/dispatch.parquet", "records/fills.parquet", "records/orders.parquet",
+        "metrics.json", "metrics_definition.json", "records/account.parquet", "records/dispatch.parquet",
+        "records/fills.parquet", "records/orders.parquet",
         "records/risk.parquet", "records/state.parquet", "records/throttles.parquet", "run.json",
     ] == deterministic_files(run_a)  # fmt: skip
     assert (run_a / "telemetry.json").is_file()
@@ -111,7 +117,7 @@ def test_reproduce_passes_then_refuses_changed_strategy_and_missing_dataset(two_
     _, b, _, run_b = two_clones
     out = hftlab(b, "reproduce", str(run_b))
     assert "reproduced: every deterministic file matches" in out.stdout
-    assert 8 == out.stdout.count("match: ")
+    assert 10 == out.stdout.count("match: ")
     definition = json.loads((run_b / "run.json").read_text())
     source = b / "strategies" / "grid.py"
     source.write_text(source.read_text() + "\n# an edited line\n")
@@ -166,6 +172,6 @@ def test_kill_during_a_run_leaves_nothing_complete_and_next_run_succeeds(tmp_pat
     leftovers = [p.name for p in runs.iterdir()]
     assert all(name.startswith(".tmp-") for name in leftovers), leftovers
     out = hftlab(project, "run")
-    run_dir = run_dir_of(out.stdout, project)
+    run_dir = run_dir_of(project, stdout=out.stdout)
     assert ": done:" in out.stdout
     assert [run_dir.name] == [p.name for p in runs.iterdir()]

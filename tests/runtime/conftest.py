@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hftlab.feed import DatasetRef, FeedData, load_events
+from hftlab.feed import DatasetRef, FeedData
 from hftlab.runtime import records as R
 from hftlab.runtime.runner import RunOutput
 from hftlab.storage import Catalog, FeedFrame, IngestResult, Instrument
@@ -51,7 +51,7 @@ def synthetic(tmp_path_factory: pytest.TempPathFactory) -> Synthetic:
 
     catalog = Catalog(tmp_path_factory.mktemp("runtime-canonical"))
     catalog.promote(generate(SynthParams(**SYNTH)), "syn")
-    fed = load_events(DatasetRef("syn"), catalog)
+    fed = DatasetRef("syn").load(catalog)
     assert 900_000 <= len(fed.events) <= 1_100_000
     return Synthetic(catalog, "syn", fed)
 

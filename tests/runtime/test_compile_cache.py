@@ -38,7 +38,7 @@ class Listener(event.Listener):
         pass
 
 event.register("numba:compile", Listener())
-from hftlab.feed import DatasetRef, load_events
+from hftlab.feed import DatasetRef
 from hftlab.ingest.synthetic import SynthParams, generate
 from hftlab.runtime import ExecutionConfig, RiskConfig, RuntimeConfig, load_strategy, run_backtest
 from hftlab.storage import Catalog
@@ -46,9 +46,10 @@ from hftlab.venue.config import VenueConfig
 
 catalog = Catalog(tempfile.mkdtemp())
 catalog.promote(generate(SynthParams(seed=3, days=0.005, events_per_second=20.0)), "syn")
-fed = load_events(DatasetRef("syn"), catalog)
+fed = DatasetRef("syn").load(catalog)
 grid = load_strategy("grid", sys.argv[1])
-out = run_backtest(fed, grid, grid.params({}), VenueConfig(), RiskConfig(), ExecutionConfig(), RuntimeConfig())
+out = run_backtest(fed, grid, grid.params({}), venue=VenueConfig(), risk=RiskConfig(), execution=ExecutionConfig(),
+                   runtime=RuntimeConfig())
 print(json.dumps({"compiled": compiled, "fills": len(out.tables["fills"]), "telemetry": out.telemetry}))
 """
 
@@ -85,7 +86,7 @@ def test_edited_strategy_runs_as_edited(tmp_path: Path, monkeypatch):
     monkeypatch.setenv("HFTLAB_CACHE_DIR", str(tmp_path / "cache"))  # empty: everything compiles once
     first = hftlab(project, "run")
     assert "compiling the runtime" in first.stderr  # said before the wait
-    before = run_dir_of(first.stdout, project)
+    before = run_dir_of(project, stdout=first.stdout)
     source = project / "strategies" / "grid.py"
     text = source.read_text()
     edited = text.replace("bid -= params.grid_interval", "bid -= 2 * params.grid_interval")
@@ -93,7 +94,7 @@ def test_edited_strategy_runs_as_edited(tmp_path: Path, monkeypatch):
     assert edited.count("2 * params.grid_interval") == 2
     source.write_text(edited)
     second = hftlab(project, "run")
-    after = run_dir_of(second.stdout, project)
+    after = run_dir_of(project, stdout=second.stdout)
     assert before.name != after.name  # another run id
     assert not np.array_equal(_fills(before)["price"], _fills(after)["price"])  # other fills
     definition = json.loads((after / "run.json").read_text())
@@ -107,8 +108,8 @@ def test_debug_mode_gives_the_compiled_records(tmp_path: Path):
     """runtime.debug=true runs the loop and the grid strategy in plain Python: same records, own run id."""
     project = make_project(tmp_path / "p", ["data", "synth", "--id", "synthetic", "--seed", "4", "--days", "0.002",
                                             "--events-per-second", "40"])  # fmt: skip
-    compiled = run_dir_of(hftlab(project, "run").stdout, project)
-    debug = run_dir_of(hftlab(project, "run", "runtime.debug=true").stdout, project)
+    compiled = run_dir_of(project, stdout=hftlab(project, "run").stdout)
+    debug = run_dir_of(project, "runtime.debug=true", stdout=hftlab(project, "run", "runtime.debug=true").stdout)
     assert compiled.name != debug.name
     a, b = digests(compiled), digests(debug)
     records = [k for k in a if k.startswith("records/")]

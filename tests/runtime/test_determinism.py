@@ -20,7 +20,6 @@ import pytest
 from hftlab.runtime.runner import RunOutput
 from hftlab.storage import Catalog, Instrument
 from hftlab.venue.config import VenueConfig
-from hftlab.venue.simulated import resolve_venue
 from tests.runtime.conftest import (
     MS,
     PROJECT_ROOT,
@@ -43,8 +42,8 @@ CHILD = r"""
 import hashlib, json, sys
 from pathlib import Path
 import numpy as np
-from hftlab.feed import DatasetRef, load_events
-from hftlab.runtime.config import ExecutionConfig, RiskConfig, RuntimeConfig
+from hftlab.feed import DatasetRef
+from hftlab.runtime.config import RuntimeConfig
 from hftlab.runtime.runner import run_backtest
 from hftlab.runtime.strategy import load_strategy
 from hftlab.storage import Catalog
@@ -55,10 +54,10 @@ spec = json.loads(sys.argv[1])
 strategy = load_strategy("grid", spec["strategies"])
 report = {}
 for case in spec["cases"]:
-    fed = load_events(DatasetRef(case["id"]), Catalog(case["root"]))
+    fed = DatasetRef(case["id"]).load(Catalog(case["root"]))
     params = strategy.params(case["params"])
     runtime = RuntimeConfig(interval_ns=case["interval"])
-    out = run_backtest(fed, strategy, params, VenueConfig(), RiskConfig(), ExecutionConfig(), runtime)
+    out = run_backtest(fed, strategy, params, venue=VenueConfig(), runtime=runtime)
     np.savez(Path(spec["out"]) / (case["name"] + ".npz"), **out.tables)
     entry = {
         "sha256": {k: hashlib.sha256(v.tobytes()).hexdigest() for k, v in out.tables.items()},
@@ -126,7 +125,7 @@ def _output(tables_path: Path, account: dict, catalog: Catalog, dataset_id: str)
     with np.load(tables_path) as npz:
         tables = {name: npz[name] for name in npz.files}
     instrument = catalog.resolve(dataset_id).manifest.instrument
-    return RunOutput(tables=tables, account=account, venue=resolve_venue(VenueConfig(), instrument), events=0)
+    return RunOutput(tables=tables, account=account, venue=VenueConfig().resolve(instrument), events=0)
 
 
 def test_records_identical_across_processes(synthetic: Synthetic, stress: Catalog, tmp_path: Path):

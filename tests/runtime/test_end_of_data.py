@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hftlab.feed import DatasetRef, load_events
+from hftlab.feed import DatasetRef
 from hftlab.runtime import records as R
-from hftlab.runtime.config import ExecutionConfig, RiskConfig, RuntimeConfig
+from hftlab.runtime.config import RuntimeConfig
 from hftlab.runtime.runner import run_backtest
 from hftlab.runtime.strategy import load_strategy
 from hftlab.storage import Catalog, Instrument
@@ -32,11 +32,11 @@ def test_fill_after_the_last_evaluation_point_is_recorded(catalog: Catalog, tmp_
     promote_rows(catalog, "late", Instrument("test", "LATE", 0.5, 1.0), rows)
     (tmp_path / "one_bid.py").write_text(ONE_BID)
     strategy = load_strategy("one_bid", tmp_path)
-    fed = load_events(DatasetRef("late"), catalog)
+    fed = DatasetRef("late").load(catalog)
     assert int(fed.events["local_ts"].max()) < T0 + 3_000 * MS  # no evaluation point after the trade
     out = run_backtest(
-        fed, strategy, strategy.params({"price": PRICE, "qty": 2.0}), VenueConfig(), RiskConfig(),
-        ExecutionConfig(), RuntimeConfig(interval_ns=1_000 * MS),
+        fed, strategy, strategy.params({"price": PRICE, "qty": 2.0}), venue=VenueConfig(),
+        runtime=RuntimeConfig(interval_ns=1_000 * MS),
     )  # fmt: skip
     assert_accounting(out)
     fills = out.tables["fills"]

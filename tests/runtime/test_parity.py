@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from hftlab.feed import DatasetRef, FeedData, load_events
-from hftlab.runtime.config import ExecutionConfig, RiskConfig, RuntimeConfig
+from hftlab.feed import DatasetRef, FeedData
+from hftlab.runtime.config import RuntimeConfig
 from hftlab.runtime.runner import run_backtest
 from hftlab.runtime.strategy import load_strategy
 from hftlab.venue.config import VenueConfig
@@ -26,7 +26,7 @@ BTC_GRID = {"grid_num": 10, "grid_interval": 1.0, "half_spread": 1.0, "order_qty
 def btc(btc_sample) -> FeedData:
     """The BTCUSDT sample, fed whole."""
     catalog, _ = btc_sample
-    return load_events(DatasetRef("btc"), catalog)
+    return DatasetRef("btc").load(catalog)
 
 
 def _key(fills: np.ndarray) -> np.ndarray:
@@ -42,9 +42,7 @@ def _assert_parity(fed: FeedData, values: dict[str, Any], min_fills: int, depth:
     strategy = load_strategy("grid", STRATEGIES)
     params = strategy.params(values)
     venue = VenueConfig(depth=depth)
-    out = run_backtest(
-        fed, strategy, params, venue, RiskConfig(), ExecutionConfig(), RuntimeConfig(interval_ns=INTERVAL)
-    )
+    out = run_backtest(fed, strategy, params, venue=venue, runtime=RuntimeConfig(interval_ns=INTERVAL))
     ref = run_reference_grid(fed, venue, params, INTERVAL)
     assert_accounting(out)
     ours, theirs = _key(out.tables["fills"]), _key(ref["fills"])

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from hftlab.feed import DatasetRef, load_events
+from hftlab.feed import DatasetRef
 from hftlab.runtime import records as R
-from hftlab.runtime.config import ExecutionConfig, RiskConfig, RuntimeConfig
+from hftlab.runtime.config import RuntimeConfig
 from hftlab.runtime.runner import run_backtest
 from hftlab.runtime.strategy import load_strategy
 from hftlab.storage import Catalog, Instrument
@@ -78,11 +78,11 @@ def test_partial_fills_are_recorded_exactly(partial: Catalog, tmp_path: Path):
     """Fills 2 then 5, position 7 lots, cash -7 x price - fees, PARTIALLY_FILLED with leaves 8 then 3."""
     (tmp_path / "one_bid.py").write_text(ONE_BID)
     strategy = load_strategy("one_bid", tmp_path)
-    fed = load_events(DatasetRef("partial"), partial)
+    fed = DatasetRef("partial").load(partial)
     venue = VenueConfig(exchange="partial_fill", fees=FeeConfig(maker=MAKER, taker=TAKER))
     out = run_backtest(
-        fed, strategy, strategy.params({"price": PRICE, "qty": 10.0}), venue, RiskConfig(), ExecutionConfig(),
-        RuntimeConfig(evaluation="every_feed"),
+        fed, strategy, strategy.params({"price": PRICE, "qty": 10.0}), venue=venue,
+        runtime=RuntimeConfig(evaluation="every_feed"),
     )  # fmt: skip
     assert_accounting(out)
     fills = out.tables["fills"]

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
+from hftlab.checks import check
 from hftlab.errors import ConfigError, StrategyError
-from hftlab.feed import DatasetRef, load_events
+from hftlab.feed import DatasetRef
+from hftlab.run.schema import run_config
 from hftlab.runtime import ExecutionConfig, RiskConfig, RuntimeConfig, load_strategy, run_backtest
 from hftlab.runtime import records as R
 from hftlab.storage import Catalog
@@ -24,7 +28,7 @@ def fed(tmp_path_factory):
 
     catalog = Catalog(tmp_path_factory.mktemp("canonical"))
     catalog.promote(generate(SynthParams(seed=21, days=0.02, events_per_second=20.0)), "syn")
-    return load_events(DatasetRef("syn"), catalog)
+    return DatasetRef("syn").load(catalog)
 
 
 @pytest.fixture(scope="module")
@@ -33,9 +37,8 @@ def scripted():
 
 
 def run(fed, strategy, params, risk=None, runtime=None):
-    return run_backtest(
-        fed, strategy, params, VenueConfig(), risk or RiskConfig(), ExecutionConfig(), runtime or RuntimeConfig()
-    )
+    return run_backtest(fed, strategy, params, venue=VenueConfig(), risk=risk or RiskConfig(),
+                        runtime=runtime or RuntimeConfig())  # fmt: skip
 
 
 @pytest.mark.parametrize("bad", sorted(BAD))
@@ -147,18 +150,30 @@ def test_invalid_strategy_params_fail_before_the_run_naming_the_key(scripted, va
         (RuntimeConfig(interval_ns=0), "runtime.interval_ns"),
     ],
 )
-def test_invalid_runtime_configs_fail_before_the_run_naming_the_key(fed, scripted, config, key):
-    """Out-of-range Risk, Execution Control and runtime values fail before any venue is built."""
-    kwargs = {"risk": RiskConfig(), "execution": ExecutionConfig(), "runtime": RuntimeConfig()}
-    kwargs[{RiskConfig: "risk", ExecutionConfig: "execution", RuntimeConfig: "runtime"}[type(config)]] = config
+def test_invalid_runtime_configs_fail_before_the_run_naming_the_key(config, key):
+    """Out-of-range Risk, Execution Control and runtime values are refused, naming the key, by the check of
+    the section and by the run boundary (``run_config``, before any venue is built; ``run_backtest`` uses
+    its configs as given)."""
+    section = key.split(".")[0]
     with pytest.raises(ConfigError, match=key):
-        run_backtest(fed, scripted, scripted.params({}), VenueConfig(), **kwargs)
+        check(config, section)
+    composed = {"strategy": {"name": "scripted_strategy"}, section: dataclasses.asdict(config)}
+    with pytest.raises(ConfigError, match=key):
+        run_config(composed, HERE)
 
 
 def test_venue_config_errors_name_the_key(fed, scripted):
-    """Unknown model names in the venue config are refused with the key."""
+    """Unknown model names in the venue config are refused with the key (the config's check; the run
+    boundary ``run_config`` too; and a config built in Python and never checked is refused by the venue,
+    not taken for another model)."""
+    unchecked = VenueConfig(queue=QueueConfig(model="fifo"))
     with pytest.raises(ConfigError, match="venue.queue.model"):
-        SimulatedVenue(fed, VenueConfig(queue=QueueConfig(model="fifo")))
+        check(unchecked, "venue")
+    composed = {"strategy": {"name": "scripted_strategy"}, "venue": {"queue": {"model": "fifo"}}}
+    with pytest.raises(ConfigError, match="venue.queue.model"):
+        run_config(composed, HERE)
+    with pytest.raises(ConfigError, match=r"venue.queue.model: 'fifo' is not one of risk_averse, power_prob"):
+        run_backtest(fed, scripted, scripted.params({}), venue=unchecked)
 
 
 def test_unknown_strategy_name_and_path_like_names_are_refused():

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hftlab.feed import EVENT_DTYPE
+from hftlab import hftbacktest_types as K
+from hftlab.hftbacktest_types import EVENT_DTYPE
 from hftlab.runtime.state import append_trades, new_market
 from hftlab.venue import abi
-from hftlab.venue import constants as K
 
 
 def test_constants_and_order_dtype_match_hftbacktest():

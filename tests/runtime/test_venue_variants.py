@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hftlab.runtime import ExecutionConfig, RiskConfig, RuntimeConfig, load_strategy, run_backtest
+from hftlab.runtime import load_strategy, run_backtest
 from hftlab.venue import FeeConfig, LatencyConfig, QueueConfig, VenueConfig
 from hftlab.venue.simulated import ORDER_LATENCY_DTYPE, feed_derived_latency
 from tests.conftest import PROJECT_ROOT
@@ -31,17 +31,17 @@ def grid():
 @pytest.fixture(scope="module")
 def window(synthetic):
     """The first 30 minutes of the shared synthetic dataset."""
-    from hftlab.feed import DatasetRef, load_events
+    from hftlab.feed import DatasetRef
 
     start = synthetic.fed.dataset.manifest.start_ns
-    return load_events(DatasetRef(synthetic.dataset_id, end=start + 1_800 * 10**9), synthetic.catalog)
+    return DatasetRef(synthetic.dataset_id, end=start + 1_800 * 10**9).load(synthetic.catalog)
 
 
 @pytest.mark.parametrize("name", list(VARIANTS))
 def test_venue_variant_runs_with_exact_accounting(window, grid, name):
     """The variant produces fills, and position, cash and fees agree with its fills exactly."""
     strategy, params = grid
-    out = run_backtest(window, strategy, params, VARIANTS[name], RiskConfig(), ExecutionConfig(), RuntimeConfig())
+    out = run_backtest(window, strategy, params, venue=VARIANTS[name])
     assert len(out.tables["fills"]) > 50
     assert_accounting(out)
     if name == "flat fees":
@@ -62,8 +62,7 @@ def test_hftbacktest_errors_surface_named_and_the_venue_closes(window, grid, mon
     monkeypatch.setattr(SimulatedVenue, "close", lambda self: (closes.append(1), original(self)))
     strategy, params = grid
     with pytest.raises(VenueError, match=r"error code 14 \(InvalidOrderStatus\) at event time \d+.*no_partial_fill"):
-        run_backtest(window, strategy, params, VenueConfig(exchange="partial_fill"), RiskConfig(), ExecutionConfig(),
-                     RuntimeConfig())  # fmt: skip
+        run_backtest(window, strategy, params, venue=VenueConfig(exchange="partial_fill"))
     assert [1] == closes
 
 
@@ -77,8 +76,8 @@ def test_interpolated_latency_from_an_npz(window, grid, tmp_path):
     table["resp_ts"] = ts + 2_000_000
     np.savez(tmp_path / "latency.npz", data=table)
     interpolated = VenueConfig(latency=LatencyConfig(model="interpolated", path=str(tmp_path / "latency.npz")))
-    out = run_backtest(window, strategy, params, interpolated, RiskConfig(), ExecutionConfig(), RuntimeConfig())
-    constant = run_backtest(window, strategy, params, VenueConfig(), RiskConfig(), ExecutionConfig(), RuntimeConfig())
+    out = run_backtest(window, strategy, params, venue=interpolated)
+    constant = run_backtest(window, strategy, params, venue=VenueConfig())
     assert_accounting(out)
     assert constant.tables["fills"].tobytes() == out.tables["fills"].tobytes()
 

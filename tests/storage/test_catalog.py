@@ -8,7 +8,7 @@ import stat
 
 import pytest
 
-from hftlab.errors import StorageError
+from hftlab.errors import ConfigError, StorageError
 from hftlab.storage import Catalog, IngestResult, Instrument
 from hftlab.storage.manifest import MANIFEST_NAME, Manifest
 from tests.conftest import tree_snapshot
@@ -157,7 +157,7 @@ def test_resolve_of_an_absent_dataset_says_how_to_get_it(catalog: Catalog):
 @pytest.mark.parametrize("name", ["../evil", "a/b", ".hidden", "", ".."])
 def test_dataset_ids_that_would_escape_the_root_are_refused(catalog: Catalog, name: str):
     """Dataset ids become directory names: separators, '..' and leading dots are refused."""
-    with pytest.raises(ValueError, match="not a valid name"):
+    with pytest.raises(ConfigError, match="not a valid name"):
         catalog.promote(result(), name)
 
 

@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hftlab.sweep.walkforward import choose, format_duration, iso, make_folds, parse_duration
+from hftlab.sweep.walkforward import format_duration, make_folds, parse_duration
+from hftlab.times import iso
 from tests.run.test_run_e2e import SYNTH, hftlab, make_project
 
 TRAIN, TEST = 20 * 60 * 10**9, 10 * 60 * 10**9
@@ -168,14 +169,11 @@ def test_parse_and_format_durations():
             parse_duration(bad)
 
 
-def test_folds_and_choice_rules():
+def test_folds_and_time_text():
     folds = make_folds(0, 100, 30, 10, 20)
     assert [(0, 30, 30, 40), (20, 50, 50, 60), (40, 70, 70, 80), (60, 90, 90, 100)] == [
         (f.is_start, f.is_end, f.oos_start, f.oos_end) for f in folds
     ]
     assert [] == make_folds(0, 39, 30, 10, 10)
-    assert 2 == choose([None, 1.0, 3.0, 3.0], lower=False)  # ties: the first
-    assert 1 == choose([None, 1.0, 3.0, 1.0], lower=True)
-    assert choose([None, None], lower=False) is None
     assert "2024-01-01T00:20:00Z" == iso(1704068400 * 10**9)
     assert "2024-01-01T00:20:00.5Z" == iso(1704068400 * 10**9 + 500_000_000)

@@ -21,8 +21,10 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from hftlab.analysis import plots
-from hftlab.analysis.metrics import markouts
 from hftlab.errors import HftlabError
+from hftlab.files import atomic_write
+from hftlab.metrics.compute import markouts
+from hftlab.ranking import Goal, best_index, goal
 from hftlab.run.results import METRICS_FILE, RECORDS_DIR, RUN_FILE
 from hftlab.sweep import manifest as M
 from hftlab.sweep.summary import summary_rows
@@ -59,9 +61,10 @@ def _img(path: Path, caption: str) -> str:
     return f'<figure><img alt="{html.escape(caption)}" src="data:image/png;base64,{data}"><figcaption>{html.escape(caption)}</figcaption></figure>'
 
 
-def _choose(rows: list[dict[str, Any]], metric: str) -> dict[str, Any] | None:
-    scored = [r for r in rows if isinstance(r.get(metric), int | float) and math.isfinite(r[metric])]
-    return max(scored, key=lambda r: r[metric]) if scored else (rows[0] if rows else None)
+def _choose(rows: list[dict[str, Any]], metric: Goal) -> dict[str, Any] | None:
+    """The best run by ``metric`` (:func:`hftlab.ranking.best_index`), else the only run, if there is one."""
+    best = best_index([r.get(metric.metric) for r in rows], metric.lower)
+    return rows[best] if best is not None else (rows[0] if len(rows) == 1 else None)
 
 
 def _run_figures(run_dir: Path, out: Path) -> list[str]:
@@ -123,7 +126,10 @@ def experiment_report(exp_dir: Path, out: Path, metric: str = "net_pnl") -> Path
     if not rows:
         raise HftlabError(f"{exp_dir}: no runs to report")
     out.mkdir(parents=True, exist_ok=True)
-    best = _choose(rows, metric)
+    spec = metric
+    chosen_by = goal(spec, "--metric")
+    metric = chosen_by.metric
+    best = _choose(rows, chosen_by)
     parts = [f"<h1>Experiment {html.escape(exp_dir.name)}</h1>"]
     if m["grid"]:
         parts.append("<p>Grid: " + " ".join(f"<code>{html.escape(g)}</code>" for g in m["grid"]) + "</p>")
@@ -133,7 +139,7 @@ def experiment_report(exp_dir: Path, out: Path, metric: str = "net_pnl") -> Path
     )
     if best and best.get("run_id") and (runs / best["run_id"] / METRICS_FILE).is_file():
         run_dir = runs / best["run_id"]
-        parts.append(f"<h2>Run {best['run_id']} (best by {html.escape(metric)})</h2>")
+        parts.append(f"<h2>Run {best['run_id']} (best by {html.escape(spec)})</h2>")
         params = {k[6:]: v for k, v in best.items() if k.startswith("param.")}
         if params:
             parts.append(
@@ -158,7 +164,7 @@ def experiment_report(exp_dir: Path, out: Path, metric: str = "net_pnl") -> Path
         parts.append(_table(rows, columns))
     page = f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(exp_dir.name)}</title><style>{STYLE}</style></head><body>{''.join(parts)}</body></html>\n"
     index = out / "index.html"
-    index.write_text(page)
+    atomic_write(index, page)
     return index
 
 

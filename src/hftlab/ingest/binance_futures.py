@@ -48,6 +48,7 @@ import numpy as np
 
 from hftlab.errors import DataError
 from hftlab.ingest.common import converter_lineage
+from hftlab.ingest.registry import file_importer, register
 from hftlab.storage.schema import FEEDS, FeedFrame, IngestResult, Instrument, Kind, Side
 
 #: Version of this converter's semantics; recorded in the lineage. Bump it when the output changes.
@@ -137,6 +138,196 @@ def _read_lines(path: Path) -> Iterator[tuple[int, bytes]]:
         ) from exc
 
 
+class _Converter:
+    """State of one file's conversion: the feeds under construction and the counts of skipped lines.
+
+    Every check raises a :class:`~hftlab.errors.DataError` naming ``source`` and the line.
+    """
+
+    __slots__ = ("bbo", "depth", "error_lines", "feeds", "ignored", "snapshot", "source", "symbol", "trades")
+
+    def __init__(self, source: str, symbol: str) -> None:
+        self.source = source
+        self.symbol = symbol
+        self.feeds = {name: _Rows() for name in FEEDS}
+        self.snapshot = self.feeds["snapshot"]
+        self.depth = self.feeds["depth"]
+        self.bbo = self.feeds["bbo"]
+        self.trades = self.feeds["trades"]
+        self.ignored: dict[str, int] = {}
+        self.error_lines = 0
+
+    # -- checks -------------------------------------------------------------------------------------
+
+    def fail(self, rule: str, lineno: int, detail: str) -> DataError:
+        return DataError(rule, self.source, f"line {lineno}", detail)
+
+    def wrong_type(self, lineno: int, obj: dict[str, Any], key: str, what: str, context: str) -> DataError:
+        if key not in obj:
+            return self.fail("wrong-type", lineno, f"{context}: missing key '{key}'")
+        return self.fail("wrong-type", lineno, f"{context}: key '{key}' must be {what}, got {obj[key]!r:.80}")
+
+    def timestamp(self, lineno: int, obj: dict[str, Any], context: str) -> int:
+        t = obj.get("T")
+        if type(t) is not int:
+            raise self.wrong_type(lineno, obj, "T", "an integer (milliseconds)", context)
+        return t * MS_TO_NS
+
+    def number(self, lineno: int, obj: dict[str, Any], key: str, context: str) -> float:
+        try:
+            return float(obj[key])
+        except (KeyError, TypeError, ValueError):
+            raise self.wrong_type(lineno, obj, key, "a number", context) from None
+
+    def levels(self, lineno: int, obj: dict[str, Any], key: str, context: str, rows: _Rows) -> int:
+        """Append the ``[[price, qty], ...]`` list ``obj[key]`` to ``rows``; return its length."""
+        value = obj.get(key)
+        if type(value) is not list:
+            raise self.wrong_type(lineno, obj, key, "a list of [price, qty] pairs", context)
+        price, qty = rows.price, rows.qty
+        try:
+            for px, q in value:
+                price.append(float(px))
+                qty.append(float(q))
+        except (TypeError, ValueError):
+            for i, level in enumerate(value):  # slow path: name the offending level
+                try:
+                    px, q = level
+                    float(px), float(q)
+                except (TypeError, ValueError):
+                    raise self.fail(
+                        "wrong-type",
+                        lineno,
+                        f"{context}: key '{key}' level {i} must be a [price, qty] pair of numbers, got {level!r:.80}",
+                    ) from None
+            raise  # unreachable: the slow path found the same error
+        return len(value)
+
+    def check_symbol(self, lineno: int, data: dict[str, Any], context: str, required: bool) -> None:
+        s = data.get("s")
+        if s is None and not required:
+            return
+        if type(s) is not str:
+            raise self.wrong_type(lineno, data, "s", "a string (the symbol)", context)
+        if s != self.symbol:
+            raise self.fail(
+                "symbol-mismatch",
+                lineno,
+                f"{context}: message is for symbol {s!r}, but the import is for {self.symbol!r} "
+                "(one file must hold one instrument; the symbol is compared exactly, case included)",
+            )
+
+    # -- lines and messages -------------------------------------------------------------------------
+
+    def line(self, lineno: int, raw: bytes) -> None:
+        """Convert one ``<local_ts_ns> <json>`` line."""
+        sp = raw.find(b" ")
+        if sp < 0:
+            raise self.fail("malformed-record", lineno, f"expected '<local_ts_ns> <json>', no space found: {raw!r:.80}")
+        ts_text = raw[:sp]
+        if not ts_text.isdigit():
+            raise self.fail(
+                "malformed-record",
+                lineno,
+                f"local timestamp must be a non-negative integer (nanoseconds), got {ts_text!r:.40}",
+            )
+        local = int(ts_text)
+        try:
+            msg = json.loads(raw[sp + 1 :])
+        except ValueError as exc:  # json.JSONDecodeError and UnicodeDecodeError are ValueErrors
+            raise self.fail("malformed-record", lineno, f"invalid JSON after the timestamp: {exc}") from None
+        if type(msg) is not dict:
+            raise self.fail("malformed-record", lineno, f"the JSON message must be an object, got {type(msg).__name__}")
+        if "data" in msg:
+            self.stream_message(lineno, local, msg)
+        elif "code" in msg:
+            self.error_lines += 1
+        else:
+            self.rest_snapshot(lineno, local, msg)
+
+    def stream_message(self, lineno: int, local: int, msg: dict[str, Any]) -> None:
+        """A combined-stream message: dispatch on its event type ``e``."""
+        data = msg["data"]
+        if type(data) is not dict:
+            raise self.wrong_type(lineno, msg, "data", "an object", "combined-stream message")
+        event = data.get("e")
+        if type(event) is not str:
+            raise self.wrong_type(lineno, data, "e", "a string (the event type)", "combined-stream data")
+        context = f"'{event}' message"
+        if event == "depthUpdate":
+            self.depth_update(lineno, local, data, context)
+        elif event == "bookTicker":
+            self.book_ticker(lineno, local, data, context)
+        elif event == "trade":
+            self.trade(lineno, local, data, context)
+        else:
+            self.check_symbol(lineno, data, context, False)
+            self.ignored[event] = self.ignored.get(event, 0) + 1
+
+    def depth_update(self, lineno: int, local: int, data: dict[str, Any], context: str) -> None:
+        self.check_symbol(lineno, data, context, True)
+        exch = self.timestamp(lineno, data, context)
+        depth = self.depth
+        n = self.levels(lineno, data, "b", context, depth)
+        depth.segment(exch, local, lineno, DEPTH, BID, n)
+        n = self.levels(lineno, data, "a", context, depth)
+        depth.segment(exch, local, lineno, DEPTH, ASK, n)
+
+    def book_ticker(self, lineno: int, local: int, data: dict[str, Any], context: str) -> None:
+        self.check_symbol(lineno, data, context, True)
+        exch = self.timestamp(lineno, data, context)
+        bbo = self.bbo
+        bbo.price.append(self.number(lineno, data, "b", context))
+        bbo.qty.append(self.number(lineno, data, "B", context))
+        bbo.price.append(self.number(lineno, data, "a", context))
+        bbo.qty.append(self.number(lineno, data, "A", context))
+        bbo.segment(exch, local, lineno, BBO, BID, 1)
+        bbo.segment(exch, local, lineno, BBO, ASK, 1)
+
+    def trade(self, lineno: int, local: int, data: dict[str, Any], context: str) -> None:
+        self.check_symbol(lineno, data, context, True)
+        status = data.get("X")
+        if type(status) is not str:
+            raise self.wrong_type(lineno, data, "X", "a string (the order type)", context)
+        if status != "MARKET":
+            key = f"trade X={status}"
+            self.ignored[key] = self.ignored.get(key, 0) + 1
+            return
+        exch = self.timestamp(lineno, data, context)
+        maker = data.get("m")
+        if type(maker) is not bool:
+            raise self.wrong_type(lineno, data, "m", "a boolean (buyer is maker)", context)
+        trades = self.trades
+        trades.price.append(self.number(lineno, data, "p", context))
+        trades.qty.append(self.number(lineno, data, "q", context))
+        trades.segment(exch, local, lineno, TRADE, ASK if maker else BID, 1)
+
+    def rest_snapshot(self, lineno: int, local: int, msg: dict[str, Any]) -> None:
+        context = "REST depth snapshot (a line without 'data' or 'code')"
+        exch = self.timestamp(lineno, msg, context)
+        snapshot = self.snapshot
+        for key, side in (("bids", BID), ("asks", ASK)):
+            value = msg.get(key)
+            if type(value) is not list:
+                raise self.wrong_type(lineno, msg, key, "a list of [price, qty] pairs", context)
+            if not value:
+                continue
+            start = len(snapshot.price)
+            snapshot.price.append(0.0)  # CLEAR row, filled in below
+            snapshot.qty.append(0.0)
+            n = self.levels(lineno, msg, key, context, snapshot)
+            # The CLEAR row clears the side up to the last (deepest) snapshot level, as hftbacktest does.
+            snapshot.price[start] = snapshot.price[-1]
+            snapshot.segment(exch, local, lineno, CLEAR, side, 1)
+            snapshot.segment(exch, local, lineno, SNAPSHOT, side, n)
+
+    # -- output -------------------------------------------------------------------------------------
+
+    def frames(self) -> list[FeedFrame]:
+        """One frame per feed that has rows, in :data:`FEEDS` order."""
+        return [rows.frame(feed, self.source) for feed, rows in self.feeds.items() if rows.price]
+
+
 def convert(path: Path, instrument: Instrument) -> IngestResult:
     """Convert one gzipped Binance Futures collector file into canonical feeds (see the module docstring).
 
@@ -149,159 +340,26 @@ def convert(path: Path, instrument: Instrument) -> IngestResult:
     ``symbol-mismatch``) naming the file and line. The instrument checks its own fields (ValueError).
     """
     path = Path(path)
-    source = str(path)
-    feeds = {name: _Rows() for name in FEEDS}
-    snapshot, depth, bbo, trades = feeds["snapshot"], feeds["depth"], feeds["bbo"], feeds["trades"]
-    ignored: dict[str, int] = {}
-    error_lines = 0
-
-    def fail(rule: str, lineno: int, detail: str) -> DataError:
-        return DataError(rule, source, f"line {lineno}", detail)
-
-    def wrong_type(lineno: int, obj: dict[str, Any], key: str, what: str, context: str) -> DataError:
-        if key not in obj:
-            return fail("wrong-type", lineno, f"{context}: missing key '{key}'")
-        return fail("wrong-type", lineno, f"{context}: key '{key}' must be {what}, got {obj[key]!r:.80}")
-
-    def timestamp(lineno: int, obj: dict[str, Any], context: str) -> int:
-        t = obj.get("T")
-        if type(t) is not int:
-            raise wrong_type(lineno, obj, "T", "an integer (milliseconds)", context)
-        return t * MS_TO_NS
-
-    def number(lineno: int, obj: dict[str, Any], key: str, context: str) -> float:
-        try:
-            return float(obj[key])
-        except (KeyError, TypeError, ValueError):
-            raise wrong_type(lineno, obj, key, "a number", context) from None
-
-    def levels(lineno: int, obj: dict[str, Any], key: str, context: str, rows: _Rows) -> int:
-        """Append the ``[[price, qty], ...]`` list ``obj[key]`` to ``rows``; return its length."""
-        value = obj.get(key)
-        if type(value) is not list:
-            raise wrong_type(lineno, obj, key, "a list of [price, qty] pairs", context)
-        price, qty = rows.price, rows.qty
-        try:
-            for px, q in value:
-                price.append(float(px))
-                qty.append(float(q))
-        except (TypeError, ValueError):
-            for i, level in enumerate(value):  # slow path: name the offending level
-                try:
-                    px, q = level
-                    float(px), float(q)
-                except (TypeError, ValueError):
-                    raise fail(
-                        "wrong-type",
-                        lineno,
-                        f"{context}: key '{key}' level {i} must be a [price, qty] pair of numbers, got {level!r:.80}",
-                    ) from None
-            raise  # unreachable: the slow path found the same error
-        return len(value)
-
-    def check_symbol(lineno: int, data: dict[str, Any], context: str, required: bool) -> None:
-        s = data.get("s")
-        if s is None and not required:
-            return
-        if type(s) is not str:
-            raise wrong_type(lineno, data, "s", "a string (the symbol)", context)
-        if s != instrument.symbol:
-            raise fail(
-                "symbol-mismatch",
-                lineno,
-                f"{context}: message is for symbol {s!r}, but the import is for {instrument.symbol!r} "
-                "(one file must hold one instrument; the symbol is compared exactly, case included)",
-            )
-
+    converter = _Converter(str(path), instrument.symbol)
     for lineno, raw in _read_lines(path):
-        sp = raw.find(b" ")
-        if sp < 0:
-            raise fail("malformed-record", lineno, f"expected '<local_ts_ns> <json>', no space found: {raw!r:.80}")
-        ts_text = raw[:sp]
-        if not ts_text.isdigit():
-            raise fail(
-                "malformed-record",
-                lineno,
-                f"local timestamp must be a non-negative integer (nanoseconds), got {ts_text!r:.40}",
-            )
-        local = int(ts_text)
-        try:
-            msg = json.loads(raw[sp + 1 :])
-        except ValueError as exc:  # json.JSONDecodeError and UnicodeDecodeError are ValueErrors
-            raise fail("malformed-record", lineno, f"invalid JSON after the timestamp: {exc}") from None
-        if type(msg) is not dict:
-            raise fail("malformed-record", lineno, f"the JSON message must be an object, got {type(msg).__name__}")
-
-        if "data" in msg:
-            data = msg["data"]
-            if type(data) is not dict:
-                raise wrong_type(lineno, msg, "data", "an object", "combined-stream message")
-            event = data.get("e")
-            if type(event) is not str:
-                raise wrong_type(lineno, data, "e", "a string (the event type)", "combined-stream data")
-            context = f"'{event}' message"
-            if event == "depthUpdate":
-                check_symbol(lineno, data, context, True)
-                exch = timestamp(lineno, data, context)
-                n = levels(lineno, data, "b", context, depth)
-                depth.segment(exch, local, lineno, DEPTH, BID, n)
-                n = levels(lineno, data, "a", context, depth)
-                depth.segment(exch, local, lineno, DEPTH, ASK, n)
-            elif event == "bookTicker":
-                check_symbol(lineno, data, context, True)
-                exch = timestamp(lineno, data, context)
-                bbo.price.append(number(lineno, data, "b", context))
-                bbo.qty.append(number(lineno, data, "B", context))
-                bbo.price.append(number(lineno, data, "a", context))
-                bbo.qty.append(number(lineno, data, "A", context))
-                bbo.segment(exch, local, lineno, BBO, BID, 1)
-                bbo.segment(exch, local, lineno, BBO, ASK, 1)
-            elif event == "trade":
-                check_symbol(lineno, data, context, True)
-                status = data.get("X")
-                if type(status) is not str:
-                    raise wrong_type(lineno, data, "X", "a string (the order type)", context)
-                if status != "MARKET":
-                    key = f"trade X={status}"
-                    ignored[key] = ignored.get(key, 0) + 1
-                    continue
-                exch = timestamp(lineno, data, context)
-                maker = data.get("m")
-                if type(maker) is not bool:
-                    raise wrong_type(lineno, data, "m", "a boolean (buyer is maker)", context)
-                trades.price.append(number(lineno, data, "p", context))
-                trades.qty.append(number(lineno, data, "q", context))
-                trades.segment(exch, local, lineno, TRADE, ASK if maker else BID, 1)
-            else:
-                check_symbol(lineno, data, context, False)
-                ignored[event] = ignored.get(event, 0) + 1
-        elif "code" in msg:
-            error_lines += 1
-        else:
-            context = "REST depth snapshot (a line without 'data' or 'code')"
-            exch = timestamp(lineno, msg, context)
-            for key, side in (("bids", BID), ("asks", ASK)):
-                value = msg.get(key)
-                if type(value) is not list:
-                    raise wrong_type(lineno, msg, key, "a list of [price, qty] pairs", context)
-                if not value:
-                    continue
-                start = len(snapshot.price)
-                snapshot.price.append(0.0)  # CLEAR row, filled in below
-                snapshot.qty.append(0.0)
-                n = levels(lineno, msg, key, context, snapshot)
-                # The CLEAR row clears the side up to the last (deepest) snapshot level, as hftbacktest does.
-                snapshot.price[start] = snapshot.price[-1]
-                snapshot.segment(exch, local, lineno, CLEAR, side, 1)
-                snapshot.segment(exch, local, lineno, SNAPSHOT, side, n)
-
-    frames = [rows.frame(feed, source) for feed, rows in feeds.items() if rows.price]
+        converter.line(lineno, raw)
+    frames = converter.frames()
     lineage = converter_lineage(
         CONVERTER_NAME,
         CONVERTER_VERSION,
         [path],
         symbol=instrument.symbol,
-        ignored_messages=dict(sorted(ignored.items())),
-        skipped_error_lines=error_lines,
+        ignored_messages=dict(sorted(converter.ignored.items())),
+        skipped_error_lines=converter.error_lines,
     )
     return IngestResult(instrument=instrument, feeds=frames, lineage=lineage)
+
+
+IMPORTER = register(
+    file_importer(
+        CONVERTER_NAME,
+        "Binance futures collector file (<local_ts_ns> <json> per line, gzip)",
+        "binance-futures",
+        convert,
+    )
+)

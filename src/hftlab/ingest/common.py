@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from hftlab import __version__
+from hftlab.errors import ConfigError
 from hftlab.storage.manifest import file_sha256
 from hftlab.storage.schema import IngestResult
 
@@ -37,7 +38,7 @@ def parse_correction(value: str | int | None) -> str | int:
     try:
         return int(value)
     except (TypeError, ValueError):
-        raise ValueError(f"local-ts correction must be 'auto', 'none' or integer nanoseconds, got {value!r}") from None
+        raise ConfigError(f"local-ts correction must be 'auto', 'none' or integer nanoseconds, got {value!r}") from None
 
 
 def apply_local_ts_correction(result: IngestResult, correction: str | int | None) -> int:

@@ -20,7 +20,6 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from hftlab.errors import DataError
@@ -113,6 +112,8 @@ def _parse_failure(path: Path, columns: dict[str, pa.DataType], header: list[str
             if line
             else f"the CSV could not be parsed: {exc}",
         )
+    import pyarrow.compute as pc  # error paths only: it takes ~25 ms to import, and the CLI imports this module
+
     # A conversion error: re-read the typed columns as strings and find the first value that does
     # not parse (empty values are nulls, handled by the callers).
     typed = {name: t for name, t in columns.items() if not pa.types.is_dictionary(t)}
@@ -144,6 +145,7 @@ def _type_name(t: pa.DataType) -> str:
 
 def _first_failing_cast(values: pa.Array, target: pa.DataType) -> int | None:
     """Index of the first value that does not cast to ``target`` (bisection over slices)."""
+    import pyarrow.compute as pc
 
     def ok(lo: int, hi: int) -> bool:
         try:
@@ -182,6 +184,8 @@ def _check_symbol(path: Path, table: pa.Table, symbol: str) -> None:
     col = table.column("symbol")
     if all(chunk.dictionary.to_pylist() in ([symbol], []) for chunk in col.chunks):
         return
+    import pyarrow.compute as pc
+
     values = col.cast(pa.string()).combine_chunks()
     i = int(np.flatnonzero(pc.not_equal(values, symbol).to_numpy(zero_copy_only=False))[0])
     row = table.slice(i, 1).to_pylist()[0]

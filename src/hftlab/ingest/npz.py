@@ -31,6 +31,7 @@ import numpy as np
 
 from hftlab.errors import DataError
 from hftlab.ingest.common import converter_lineage
+from hftlab.ingest.registry import file_importer, register
 from hftlab.storage.schema import FEEDS, FeedFrame, IngestResult, Instrument, Kind, Side
 
 CONVERTER_VERSION = 1
@@ -162,3 +163,6 @@ def convert(path: Path, instrument: Instrument) -> IngestResult:
         rows_dropped=int(len(arr) - keep.sum()),
     )
     return IngestResult(instrument=instrument, feeds=frames, lineage=lineage)
+
+
+IMPORTER = register(file_importer("npz", "hftbacktest .npz/.npy event file", "hftbacktest", convert))

@@ -45,15 +45,18 @@ print as ``50000.1``), quantities likewise for ``lot_size``.
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 import numpy as np
 
+from hftlab.errors import ConfigError
 from hftlab.ingest.common import converter_lineage
-from hftlab.ingest.synthetic_kernels import _simulate
+from hftlab.ingest.synthetic_kernels import KernelParams, _simulate
 from hftlab.storage.schema import FeedFrame, IngestResult, Instrument, Kind, check_name
 
 #: Version of the generator's model; part of the lineage. Bump it whenever output for the same params changes.
@@ -118,11 +121,11 @@ class SynthParams:
         for f in fields(self):
             value = getattr(self, f.name)
             if f.type == "int" and (isinstance(value, bool) or not isinstance(value, int)):
-                raise ValueError(f"synthetic param {f.name} must be an integer, got {value!r}")
+                raise ConfigError(f"synthetic param {f.name} must be an integer, got {value!r}")
             if f.type == "float" and (
                 isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value)
             ):
-                raise ValueError(f"synthetic param {f.name} must be a finite number, got {value!r}")
+                raise ConfigError(f"synthetic param {f.name} must be a finite number, got {value!r}")
             if f.type == "float":
                 object.__setattr__(self, f.name, float(value))  # days=2 and days=2.0: one lineage
         if not 0 <= self.seed < 2**32:
@@ -163,7 +166,7 @@ class SynthParams:
         self._range("latency_jitter_ns", 0, 10**12)
 
     def _bad(self, name: str, constraint: str) -> None:
-        raise ValueError(f"synthetic param {name} {constraint}, got {getattr(self, name)!r}")
+        raise ConfigError(f"synthetic param {name} {constraint}, got {getattr(self, name)!r}")
 
     def _range(self, name: str, lo: float, hi: float, *, lo_open: bool = False, hi_open: bool = False) -> None:
         value = getattr(self, name)
@@ -181,6 +184,24 @@ class SynthParams:
     def end_ns(self) -> int:
         """Events happen strictly before this timestamp."""
         return self.start_ns + round(self.days * NS_PER_DAY)
+
+
+_ARG_TYPES: dict[str, Callable[[str], Any]] = {"int": int, "float": float, "str": str}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """One optional ``--<param>`` per :class:`SynthParams` field, for ``hftlab data synth``."""
+    for f in fields(SynthParams):
+        kind = _ARG_TYPES.get(f.type if isinstance(f.type, str) else f.type.__name__, str)
+        parser.add_argument(
+            f"--{f.name.replace('_', '-')}", dest=f.name, type=kind, default=None, help=f"default: {f.default}"
+        )
+
+
+def params_from_args(args: argparse.Namespace) -> SynthParams:
+    """The parameters :func:`add_arguments` parsed; a parameter not given keeps its default."""
+    names = {f.name for f in fields(SynthParams)}
+    return SynthParams(**{k: v for k, v in vars(args).items() if k in names and v is not None})
 
 
 @dataclass(frozen=True)
@@ -252,29 +273,35 @@ def simulate(params: SynthParams) -> Simulation:
         int(2 * seconds / (calm_s + vol_s)) + 64,
     ]
     n_snap = 2 + 2 * p.levels
-    scalars = (
-        p.seed,
-        (p.start_ns, p.end_ns),
-        round(p.initial_price / p.tick_size),
-        p.levels,
-        (float(p.book_sparsity), math.log(p.level_lots_median)),
-        (math.log(p.limit_lots_median), math.log(p.trade_lots_median), float(p.size_sigma)),
-        tuple(float(x) for x in (p.events_per_second, p.near_level_p, p.trade_p, p.improve_p, p.sign_persistence)),
-        (
-            float(calm_s * NS_PER_SECOND),
-            float(vol_s * NS_PER_SECOND),
-            float(p.volatile_rate_mult),
-            float(p.volatile_trade_mult),
-            math.log(p.volatile_size_mult),
-        ),
-        (p.latency_base_ns, p.latency_jitter_ns),
-        _decimal(p.tick_size) + _decimal(p.lot_size),
+    model = KernelParams(
+        start_ns=p.start_ns,
+        end_ns=p.end_ns,
+        p0=round(p.initial_price / p.tick_size),
+        levels=p.levels,
+        sparsity=float(p.book_sparsity),
+        level_log=math.log(p.level_lots_median),
+        limit_log=math.log(p.limit_lots_median),
+        trade_log=math.log(p.trade_lots_median),
+        sigma=float(p.size_sigma),
+        rate=float(p.events_per_second),
+        near_p=float(p.near_level_p),
+        trade_p=float(p.trade_p),
+        improve_p=float(p.improve_p),
+        persistence=float(p.sign_persistence),
+        calm_mean_ns=float(calm_s * NS_PER_SECOND),
+        vol_mean_ns=float(vol_s * NS_PER_SECOND),
+        vol_rate=float(p.volatile_rate_mult),
+        vol_trade=float(p.volatile_trade_mult),
+        vol_size_log=math.log(p.volatile_size_mult),
+        lat_base=p.latency_base_ns,
+        lat_jitter=p.latency_jitter_ns,
+        conv=_decimal(p.tick_size) + _decimal(p.lot_size),
     )
     while True:
         snap = (np.zeros(n_snap, np.uint8), np.zeros(n_snap, np.int8), np.zeros(n_snap), np.zeros(n_snap))
         depth, trades = _feed_buffers(caps[0]), _feed_buffers(caps[1])
         regimes = (np.empty(caps[2], np.int64), np.empty(caps[2], np.int8))
-        ns, snap_lt, nd, ntr, nr, events = _simulate(*scalars, snap, depth, trades, regimes)
+        ns, snap_lt, nd, ntr, nr, events = _simulate(p.seed, model, snap, depth, trades, regimes)
         needed = [nd, ntr, nr]
         if all(n <= cap for n, cap in zip(needed, caps, strict=True)):
             break

@@ -52,12 +52,14 @@ Differences from hftbacktest's own converter (``hftbacktest.data.utils.tardis.co
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 
 from hftlab.errors import DataError
+from hftlab.ingest import registry
 from hftlab.ingest.common import converter_lineage
 from hftlab.ingest.csv_reader import FIRST_DATA_LINE, _codes, _floats, _read, _timestamps
 from hftlab.storage.schema import FeedFrame, IngestResult, Instrument, Kind, Side
@@ -131,6 +133,32 @@ def convert(
         files={role: Path(p).name for role, p in given.items() if p is not None},
     )
     return IngestResult(instrument=instrument, feeds=[f for f in frames if len(f)], lineage=lineage)
+
+
+def _add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--book", help="incremental_book_L2 CSV")
+    parser.add_argument("--trades", help="trades CSV")
+    parser.add_argument("--quotes", help="quotes CSV (best bid/offer)")
+
+
+def _convert_args(args: argparse.Namespace) -> IngestResult:
+    def path(value: str | None) -> Path | None:
+        return Path(value) if value else None
+
+    return convert(
+        book=path(args.book), trades=path(args.trades), quotes=path(args.quotes), instrument=registry.instrument(args)
+    )
+
+
+IMPORTER = registry.register(
+    registry.Importer(
+        name="tardis",
+        help="Tardis.dev CSV: incremental_book_L2, trades, quotes",
+        venue="tardis",
+        add_arguments=_add_arguments,
+        convert=_convert_args,
+    )
+)
 
 
 # -- one file kind each -------------------------------------------------------------------------------

@@ -11,21 +11,20 @@ Non-finite floats (``inf`` limits) are written as the strings ``"inf"``/``"-inf"
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import importlib.metadata
-import math
 import platform
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 from hftlab import __version__
-from hftlab.feed import to_ns
+from hftlab.files import canonical_json, jsonable
 from hftlab.run.schema import RunConfig
 from hftlab.runtime.strategy import Strategy, local_imports
 from hftlab.storage.catalog import Dataset
-from hftlab.storage.manifest import canonical_json, file_sha256
+from hftlab.storage.manifest import file_sha256
+from hftlab.times import to_ns
 from hftlab.venue.config import VenueConfig
 
 FORMAT = "hftlab.run/1"
@@ -33,32 +32,20 @@ RUN_ID_LENGTH = 16
 _ENGINE_PACKAGES = ("hftbacktest", "numba", "numpy", "pyarrow")
 
 
-def jsonable(value: Any) -> Any:
-    """Plain JSON types; non-finite floats as strings; tuples as lists; dataclasses as dicts."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        value = dataclasses.asdict(value)
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [jsonable(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
-    if hasattr(value, "item") and not isinstance(value, str | bytes):  # numpy scalars
-        return jsonable(value.item())
-    return value
-
-
 #: The parts of hftlab whose code decides a run's outputs (read, simulate, record, measure, write).
 #: Orchestration, CLI, importers (their output is pinned by the dataset's content hash) are left out,
 #: so editing them does not invalidate every cached run.
+#: Metrics are not here: they are versioned apart (:mod:`hftlab.metrics`) and recomputed from the records.
 ENGINE_SOURCES = (
     "storage",
     "feed.py",
     "feed_kernels.py",
+    "hftbacktest_types.py",
+    "files.py",
+    "times.py",
     "jit.py",
     "venue",
     "runtime",
-    "analysis/metrics.py",
     "run/definition.py",
     "run/execute.py",
     "run/results.py",
@@ -115,8 +102,8 @@ def build_definition(
             "content_hash": m.content_hash,
             "feeds": list(run.dataset.feeds),
             # resolved to ns: one instant written two ways is one run
-            "start": to_ns(run.dataset.start),
-            "end": to_ns(run.dataset.end),
+            "start": to_ns(run.dataset.start, "dataset.start"),
+            "end": to_ns(run.dataset.end, "dataset.end"),
             "instrument": m.instrument.to_dict(),
         },
         "strategy": strategy_reference(strategy, params, project_dir),

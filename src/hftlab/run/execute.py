@@ -1,7 +1,9 @@
-"""Execute one run: config -> run definition -> (cached?) -> backtest -> metrics -> results directory."""
+"""Execute one run: checked config -> :func:`prepare` (definition, run id) -> :func:`execute` (cached? else
+feed -> backtest -> metrics -> results directory)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import platform
@@ -16,20 +18,47 @@ from typing import Any
 
 from numba.core import event as numba_event
 
-from hftlab.analysis.metrics import compute_metrics
 from hftlab.errors import HftlabError
-from hftlab.feed import DatasetRef, load_events
+from hftlab.feed import Window, load_events
+from hftlab.files import jsonable
 from hftlab.jit import PYTHON_MODE
+from hftlab.metrics import MetricsConfig, compute_metrics, metrics_definition
 from hftlab.run.definition import build_definition, run_id
-from hftlab.run.results import clean_partial, is_complete, runs_dir, write_run
-from hftlab.run.schema import typed_config
+from hftlab.run.results import (
+    METRICS_FILE,
+    Metrics,
+    clean_partial,
+    is_complete,
+    read_records,
+    replace_metrics,
+    runs_dir,
+    stored_metrics_definition,
+    write_run,
+)
+from hftlab.run.schema import RunConfig, run_config
 from hftlab.runtime.progress import CompileNotice, RunProgress
 from hftlab.runtime.runner import compile_seconds, run_backtest
-from hftlab.storage.catalog import Catalog
-from hftlab.venue.simulated import resolve_venue
+from hftlab.runtime.strategy import Strategy, load_strategy
+from hftlab.storage.catalog import Catalog, Dataset
+from hftlab.venue.config import VenueConfig
 
 
-@dataclass
+@dataclass(frozen=True)
+class PreparedRun:
+    """A checked run config resolved against the project: its strategy, dataset, venue, definition and id."""
+
+    config: RunConfig
+    strategy: Strategy
+    params: Any  #: the strategy's ``Params``
+    dataset: Dataset  #: the resolved dataset version
+    venue: VenueConfig  #: resolved with the dataset's instrument
+    definition: dict[str, Any]
+    run_id: str
+    project_dir: Path
+    run_dir: Path  #: ``<results>/<experiment>/runs/<run_id>``
+
+
+@dataclass(frozen=True)
 class RunResult:
     """Where a run's results are, and whether this call executed it or found it complete."""
 
@@ -37,90 +66,111 @@ class RunResult:
     path: Path
     cached: bool
     metrics_path: Path
+    metrics_recomputed: bool = False  #: cached, and its metrics were recomputed from its records
 
 
-def prepare(config: dict[str, Any], project_dir: Path) -> tuple[Any, ...]:
-    """Validate a run config and resolve it to (run, strategy, params, dataset, catalog, definition, run id)."""
-    run, strategy, params = typed_config(config, project_dir / "strategies")
-    catalog = Catalog(project_dir / run.dataset.root)
-    dataset = catalog.resolve(run.dataset.id, run.dataset.version)
-    venue = resolve_venue(run.venue, dataset.manifest.instrument)
-    definition = build_definition(run, strategy, params, dataset, venue, project_dir)
-    return run, strategy, params, dataset, catalog, definition, run_id(definition)
+def prepare(config: RunConfig, project_dir: Path, *, results_dir: Path | None = None) -> PreparedRun:
+    """Resolve a checked run config (:func:`~hftlab.run.schema.run_config`) against the project: load the
+    strategy, resolve the dataset version and the venue, build the run definition and its id."""
+    strategy = load_strategy(config.strategy.name, project_dir / "strategies")
+    params = strategy.params(dataclasses.asdict(config.strategy.params))
+    dataset = Catalog(project_dir / config.dataset.root).resolve(config.dataset.id, config.dataset.version)
+    venue = config.venue.resolve(dataset.manifest.instrument)
+    definition = build_definition(config, strategy, params, dataset, venue, project_dir)
+    rid = run_id(definition)
+    runs = runs_dir(results_dir or project_dir / config.output.results_dir, config.experiment_name)
+    return PreparedRun(config, strategy, params, dataset, venue, definition, rid, project_dir, runs / rid)
 
 
-def execute(
-    config: dict[str, Any], project_dir: Path, *, results_dir: Path | None = None, force: bool = False
-) -> RunResult:
-    """Run one backtest unless complete results for its run id exist (the content-addressed run cache)."""
-    run, strategy, params, dataset, catalog, definition, rid = prepare(config, project_dir)
-    runs = runs_dir(results_dir or project_dir / run.output.results_dir, run.experiment_name)
-    target = runs / rid
+def execute(prepared: PreparedRun, *, force: bool = False) -> RunResult:
+    """Run one backtest unless complete results for its run id exist (the content-addressed run cache).
+
+    A complete run whose metrics were computed by other metrics code gets them recomputed from its
+    stored records (no backtest)."""
+    target = prepared.run_dir
     if is_complete(target) and not force:
-        return RunResult(rid, target, True, target / "metrics.json")
-    clean_partial(runs)
-    if run.runtime.debug and not PYTHON_MODE:
-        _execute_in_python_mode(config, project_dir, results_dir, force)
-        return RunResult(rid, target, False, target / "metrics.json")
+        recomputed = refresh_metrics(target, prepared.config.metrics)
+        return RunResult(prepared.run_id, target, True, target / METRICS_FILE, recomputed)
+    clean_partial(target.parent)
+    if prepared.config.runtime.debug and not PYTHON_MODE:
+        _execute_in_python_mode(prepared, force)
+    else:
+        _execute_here(prepared)
+    return RunResult(prepared.run_id, target, False, target / METRICS_FILE)
+
+
+def refresh_metrics(run_dir: Path, config: MetricsConfig) -> bool:
+    """Recompute a complete run's metrics from its stored records if they were computed by other metrics
+    code or config; True if they were."""
+    current = metrics_definition(config)
+    if stored_metrics_definition(run_dir) == current:
+        return False
+    replace_metrics(run_dir, Metrics(compute_metrics(read_records(run_dir), config), current))
+    return True
+
+
+def _execute_here(prepared: PreparedRun) -> None:
+    config, rid = prepared.config, prepared.run_id
     t0 = time.perf_counter()
-    bar = RunProgress(f"run {rid}", 0, 0, 1, run.output.progress)
+    bar = RunProgress(f"run {rid}", 0, 0, 1, config.output.progress)
     notice = CompileNotice(lambda: bar.say(f"run {rid}: compiling the runtime… (once per machine and code version)"))
+    start, end = config.dataset.window()
     with (
         numba_event.install_listener("numba:compile", notice),
         numba_event.install_recorder("numba:compile") as feed_compiles,
     ):
-        fed = load_events(
-            DatasetRef(dataset.id, dataset.version, tuple(run.dataset.feeds), run.dataset.start, run.dataset.end),
-            catalog,
-        )
+        fed = load_events(prepared.dataset, Window(tuple(config.dataset.feeds), start, end))
     feed_seconds = time.perf_counter() - t0
     ev = fed.events
     # first and last rows bound event time closely enough for progress (no pass over the array)
     bar.window(len(ev), int(ev[0]["local_ts"]) if len(ev) else 0, int(ev[-1]["local_ts"]) if len(ev) else 1)
     with numba_event.install_listener("numba:compile", notice):
-        out = run_backtest(fed, strategy, params, run.venue, run.risk, run.execution, run.runtime, progress=bar)
+        out = run_backtest(
+            fed, prepared.strategy, prepared.params, venue=prepared.venue, risk=config.risk,
+            execution=config.execution, runtime=config.runtime, progress=bar,
+        )  # fmt: skip
     bar.finish()
     wall = time.perf_counter() - t0
     feed_compile = compile_seconds(feed_compiles.buffer)
-    metrics = compute_metrics(
-        out.tables, out.account, run.metrics.capital, run.metrics.sample_interval_ns, list(run.metrics.markout_horizons_ns),
-        out.venue.contract_size,
-    )  # fmt: skip
+    metrics = Metrics(compute_metrics(out, config.metrics), metrics_definition(config.metrics))
+    loop_seconds = out.telemetry["loop_seconds"]
     telemetry = {
         "wall_seconds": wall,
         "feed_seconds": feed_seconds - feed_compile,
-        "loop_seconds": out.telemetry["loop_seconds"],
+        "loop_seconds": loop_seconds,
         "compile_seconds": feed_compile + out.telemetry["compile_seconds"],
         "events": out.events,
-        "events_per_second": out.events / out.telemetry["loop_seconds"] if out.telemetry["loop_seconds"] else None,
+        "events_per_second": out.events / loop_seconds if loop_seconds else None,
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "host": platform.node(),
         "python": platform.python_version(),
     }
-    write_run(target, definition, metrics, out.tables, telemetry)
-    return RunResult(rid, target, False, target / "metrics.json")
+    write_run(prepared.run_dir, prepared.definition, out, metrics, telemetry)
 
 
-def _execute_in_python_mode(config: dict[str, Any], project_dir: Path, results_dir: Path | None, force: bool) -> None:
+def _execute_in_python_mode(prepared: PreparedRun, force: bool) -> None:
     """``runtime.debug``: run this config again in a child process with numba's JIT disabled (whole loop and
     strategy in Python). The child shares the terminal, so ``breakpoint()`` in a strategy stops there."""
     with tempfile.TemporaryDirectory(prefix="hftlab-debug-") as tmp:
         job = Path(tmp) / "job.json"
         error = Path(tmp) / "error.txt"
-        job.write_text(json.dumps({"config": config, "project_dir": str(project_dir), "force": force,
-                                   "results_dir": None if results_dir is None else str(results_dir)}))  # fmt: skip
+        results_dir = prepared.run_dir.parent.parent.parent
+        job.write_text(json.dumps({"config": jsonable(prepared.config), "project_dir": str(prepared.project_dir),
+                                   "force": force, "results_dir": str(results_dir)}))  # fmt: skip
         env = {**os.environ, "NUMBA_DISABLE_JIT": "1"}
         code = subprocess.call([sys.executable, "-m", "hftlab.run.execute", str(job), str(error)], env=env)
-        if code != 0:
-            detail = error.read_text() if error.is_file() else f"it exited with code {code} (its output is above)"
-            raise HftlabError(f"debug run (runtime.debug=true, plain Python): {detail}")
+        if code != 0 and error.is_file():  # the child's HftlabError: bad input
+            raise HftlabError(f"debug run (runtime.debug=true, plain Python): {error.read_text()}")
+        if code != 0:  # anything else failed in the child: its traceback is above
+            raise RuntimeError(f"debug run (runtime.debug=true, plain Python): it exited with code {code}")
 
 
 def _debug_child(job_path: str, error_path: str) -> int:
     job = json.loads(Path(job_path).read_text())
-    results_dir = None if job["results_dir"] is None else Path(job["results_dir"])
+    project_dir = Path(job["project_dir"])
     try:
-        execute(job["config"], Path(job["project_dir"]), results_dir=results_dir, force=job["force"])
+        config = run_config(job["config"], project_dir / "strategies")
+        execute(prepare(config, project_dir, results_dir=Path(job["results_dir"])), force=job["force"])
     except HftlabError as exc:
         Path(error_path).write_text(str(exc))
         return 1

@@ -8,16 +8,15 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from hftlab.errors import HftlabError
+from hftlab.errors import HftlabError, ReproduceError
 from hftlab.run.definition import config_from_definition, engine_versions
-from hftlab.run.execute import execute
+from hftlab.run.execute import execute, prepare
 from hftlab.run.results import RUN_FILE, deterministic_files
+from hftlab.run.schema import run_config
 from hftlab.storage.catalog import Catalog
 from hftlab.storage.manifest import file_sha256
 
-
-class ReproduceError(HftlabError):
-    """The stored run cannot be re-executed as it was (missing data, changed strategy source)."""
+__all__ = ["ReproduceError", "check_inputs", "reproduce"]
 
 
 def _sha(path: Path) -> str:
@@ -72,7 +71,8 @@ def reproduce(run_dir: Path, project_dir: Path, data_root: str = "data/canonical
     config["experiment_name"] = "reproduce"
     tmp = Path(tempfile.mkdtemp(prefix="hftlab-reproduce-"))
     try:
-        result = execute(config, project_dir, results_dir=tmp, force=True)
+        checked = run_config(config, project_dir / "strategies")
+        result = execute(prepare(checked, project_dir, results_dir=tmp), force=True)
         if result.run_id != run_dir.name:
             lines.append(f"run id: stored {run_dir.name}, re-executed definition gives {result.run_id}")
         ok = result.run_id == run_dir.name

@@ -3,9 +3,10 @@
 ``<results>/<experiment>/runs/<run_id>/``:
 
 - ``run.json``: the run definition (Experiment / Artifact Storage);
-- ``metrics.json``: the metrics (Experiment / Artifact Storage);
+- ``metrics.json``: the metrics (Experiment / Artifact Storage), and ``metrics_definition.json``: the
+  metrics code hash and config they were computed with (:mod:`hftlab.metrics`);
 - ``records/{orders,fills,dispatch,risk,throttles,state}.parquet``: execution records (Execution
-  Record Storage);
+  Record Storage), and ``records/account.parquet``: the final account (one row);
 - ``telemetry.json``: wall time, events/s, peak memory, compile time, host: measurements, never
   compared or hashed with the deterministic files.
 
@@ -20,6 +21,8 @@ import json
 import os
 import shutil
 import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,18 +30,19 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from hftlab.run.definition import jsonable
+from hftlab.errors import StorageError
+from hftlab.files import atomic_write, pretty_json
+from hftlab.metrics import Records
 
 RUN_FILE = "run.json"
 METRICS_FILE = "metrics.json"
+METRICS_DEFINITION_FILE = "metrics_definition.json"
+#: The run's final account (one row), beside the record tables: metrics are recomputed from both.
+ACCOUNT_FILE = "account.parquet"
 TELEMETRY_FILE = "telemetry.json"
 RECORDS_DIR = "records"
 _TMP_PREFIX = ".tmp-"
 PARQUET_OPTIONS: dict[str, Any] = {"compression": "zstd", "write_statistics": True, "use_dictionary": False}
-
-
-def dumps(data: Any) -> str:
-    return json.dumps(jsonable(data), sort_keys=True, indent=2, allow_nan=False) + "\n"
 
 
 def runs_dir(results_dir: Path, experiment: str) -> Path:
@@ -63,23 +67,20 @@ def deterministic_files(run_dir: Path) -> list[str]:
 
 
 def write_run(
-    target: Path,
-    definition: dict[str, Any],
-    metrics: dict[str, Any],
-    tables: dict[str, np.ndarray],
-    telemetry: dict[str, Any],
+    target: Path, definition: dict[str, Any], records: Records, metrics: Metrics, telemetry: dict[str, Any]
 ) -> bool:
     """Write a complete run directory at ``target`` atomically. False if it already existed (kept)."""
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.parent / f"{_TMP_PREFIX}{target.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
     try:
-        (tmp / RUN_FILE).write_text(dumps(definition))
-        (tmp / METRICS_FILE).write_text(dumps(metrics))
+        (tmp / RUN_FILE).write_text(pretty_json(definition))
+        _write_metrics(tmp, metrics)
         (tmp / RECORDS_DIR).mkdir()
-        for name, table in tables.items():
+        for name, table in records.tables.items():
             write_table(tmp / RECORDS_DIR / f"{name}.parquet", table)
-        (tmp / TELEMETRY_FILE).write_text(dumps(telemetry))
+        write_table(tmp / RECORDS_DIR / ACCOUNT_FILE, _account_row(records.account))
+        (tmp / TELEMETRY_FILE).write_text(pretty_json(telemetry))
         try:
             os.rename(tmp, target)
         except OSError:
@@ -90,6 +91,72 @@ def write_run(
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """A run's metrics and the metrics definition that produced them (:mod:`hftlab.metrics`)."""
+
+    values: dict[str, Any]
+    definition: dict[str, Any]
+
+
+def _write_metrics(run_dir: Path, metrics: Metrics) -> None:
+    # values first: a run interrupted between the two files has a stale definition, so it is recomputed again
+    atomic_write(run_dir / METRICS_FILE, pretty_json(metrics.values))
+    atomic_write(run_dir / METRICS_DEFINITION_FILE, pretty_json(metrics.definition))
+
+
+def stored_metrics_definition(run_dir: Path) -> dict[str, Any] | None:
+    """The metrics definition a run directory's metrics were computed with (None if it has none)."""
+    path = run_dir / METRICS_DEFINITION_FILE
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def replace_metrics(run_dir: Path, metrics: Metrics) -> None:
+    """Replace a complete run's metrics (recomputed from its records); the records are not touched."""
+    _write_metrics(run_dir, metrics)
+
+
+@dataclass(frozen=True)
+class StoredRun:
+    """A complete run directory's execution records, read back (:class:`hftlab.metrics.Records`)."""
+
+    tables: dict[str, np.ndarray]
+    account: dict[str, Any]
+    contract_size: float
+
+
+def read_records(run_dir: Path) -> StoredRun:
+    """The record tables, the final account and the contract size of a complete run directory."""
+    records = run_dir / RECORDS_DIR
+    if not (records / ACCOUNT_FILE).is_file():
+        raise StorageError(
+            f"{run_dir}: no {RECORDS_DIR}/{ACCOUNT_FILE} (written since metrics are recomputed from records), so "
+            "its metrics cannot be recomputed: delete the directory to execute the run again"
+        )
+    tables = {p.stem: _read_table(p) for p in sorted(records.glob("*.parquet")) if p.name != ACCOUNT_FILE}
+    account_row = _read_table(records / ACCOUNT_FILE)
+    account = {name: account_row[name][0].item() for name in account_row.dtype.names or ()}
+    definition = json.loads((run_dir / RUN_FILE).read_text())
+    return StoredRun(tables, account, float(definition["config"]["venue"]["contract_size"]))
+
+
+def _read_table(path: Path) -> np.ndarray:
+    table = pq.read_table(path)
+    columns = {name: table.column(name).to_numpy() for name in table.column_names}
+    out = np.empty(table.num_rows, dtype=[(name, col.dtype) for name, col in columns.items()])
+    for name, col in columns.items():
+        out[name] = col
+    return out
+
+
+def _account_row(account: Mapping[str, Any]) -> np.ndarray:
+    names = sorted(account)
+    row = np.zeros(1, dtype=[(n, np.bool_ if isinstance(account[n], bool) else np.float64) for n in names])
+    for n in names:
+        row[n] = account[n]
+    return row
 
 
 def _alive(pid: int) -> bool:

@@ -1,61 +1,66 @@
-"""Structured configuration of one run: the dataclass schemas Hydra's ConfigStore holds.
+"""The typed run configuration: frozen dataclasses that are also the schemas Hydra's ConfigStore holds.
 
 YAML files in ``conf/`` extend these schemas, so an unknown key or a value of the wrong type fails at
-composition with the key's name; ranges and invariants are checked by :func:`validate_config` before
-anything runs. Each strategy's parameters get a schema generated from its ``Params`` NamedTuple.
+composition with the key's name. :func:`run_config` is the one boundary from Hydra to hftlab: it builds
+the frozen :class:`RunConfig` and checks every range and invariant once (:func:`hftlab.checks.check`),
+naming the key. Each strategy's parameters get a schema generated from its ``Params`` NamedTuple.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING, OmegaConf
+from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from hftlab.checks import check, ranged
 from hftlab.errors import ConfigError
+from hftlab.metrics import MetricsConfig
 from hftlab.runtime.config import ExecutionConfig, RiskConfig, RuntimeConfig
+from hftlab.runtime.progress import ProgressMode
 from hftlab.runtime.strategy import Strategy, load_strategy
 from hftlab.storage.schema import DEFAULT_FEEDS, FEEDS, check_name
+from hftlab.times import to_ns
 from hftlab.venue.config import VenueConfig
 
 
-@dataclass
+@dataclass(frozen=True)
 class DatasetConfig:
     """Dataset reference: which canonical dataset, version, feeds and exchange-time window."""
 
     id: str = "synthetic"
-    version: str | None = None  #: None: the only version stored; the run definition stores the resolved one
-    feeds: list[str] = field(default_factory=lambda: list(DEFAULT_FEEDS))
+    version: str | None = None  #: None: the newest version; the run definition stores the resolved one
+    feeds: list[str] = ranged(DEFAULT_FEEDS, choices=FEEDS)
     start: str | None = None  #: ISO-8601 UTC or integer ns as text; None = dataset start
     end: str | None = None
     root: str = "data/canonical"  #: Canonical Storage root (relative to the project directory)
 
+    def check_invariants(self, prefix: str) -> None:
+        check_name(f"{prefix}.id", self.id)
+        start, end = self.window()
+        if start is not None and end is not None and end <= start:
+            raise ConfigError(f"{prefix}.end: {self.end!r} is not after {prefix}.start {self.start!r}")
 
-@dataclass
-class MetricsConfig:
-    """How metrics are computed (stored in the run definition: they change outputs)."""
-
-    capital: float = 10_000.0  #: capital for return and turnover, in the account currency
-    sample_interval_ns: int = 60_000_000_000  #: equity sampling for Sharpe/Sortino
-    markout_horizons_ns: list[int] = field(default_factory=lambda: [1_000_000_000, 10_000_000_000, 60_000_000_000])
+    def window(self) -> tuple[int | None, int | None]:
+        """The window ``[start, end)`` in ns (None: the dataset's own bound)."""
+        return to_ns(self.start, "dataset.start"), to_ns(self.end, "dataset.end")
 
 
-@dataclass
+@dataclass(frozen=True)
 class OutputConfig:
     """Where results go: ``<results_dir>/<experiment>/runs/<run_id>/``."""
 
     results_dir: str = "results"
-    #: progress display: auto (a live line on a terminal, log lines otherwise), terminal, log, off
-    progress: str = "auto"
+    progress: ProgressMode = ProgressMode.auto
 
 
-@dataclass
+@dataclass(frozen=True)
 class SweepConfig:
     """Sweep bookkeeping (not part of any run definition)."""
 
@@ -70,15 +75,15 @@ class SweepConfig:
     prometheus_addr: str = "127.0.0.1"
 
 
-@dataclass
+@dataclass(frozen=True)
 class StrategyConfig:
     name: str = MISSING
     params: Any = MISSING
 
 
-@dataclass
+@dataclass(frozen=True)
 class RunConfig:
-    """Everything one run reads."""
+    """Everything one run reads: built from Hydra's composed config by :func:`run_config`, checked once."""
 
     experiment_name: str = "default"  #: names results/<experiment_name>; set by conf/experiment/<name>.yaml
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
@@ -90,8 +95,9 @@ class RunConfig:
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     sweep: SweepConfig = field(default_factory=SweepConfig)
-    #: Project directory (code, conf/, strategies/, data/); relative paths resolve against it.
-    project_dir: str = "."
+
+    def check_invariants(self, prefix: str) -> None:
+        check_name("experiment_name", self.experiment_name)
 
 
 def params_schema(strategy: Strategy) -> type:
@@ -114,62 +120,63 @@ def strategy_schema(strategy: Strategy) -> type:
         f"{strategy.name.title().replace('_', '')}StrategyConfig",
         [("name", str, field(default=strategy.name)), ("params", params, field(default_factory=params))],
         bases=(StrategyConfig,),
+        frozen=True,
     )
 
 
 def register_configs(strategies_dir: Path) -> list[str]:
     """Register the run schema and one ``strategy/<name>_schema`` node per strategy file."""
     cs = ConfigStore.instance()
-    cs.store(name="run_schema", node=RunConfig)
+    cs.store(name="run_schema", node=hydra_schema(RunConfig))
     names = []
     for path in sorted(strategies_dir.glob("*.py")):
         if path.stem.startswith("_"):
             continue
         cs.store(
-            group="strategy", name=f"{path.stem}_schema", node=strategy_schema(load_strategy(path.stem, strategies_dir))
+            group="strategy",
+            name=f"{path.stem}_schema",
+            node=hydra_schema(strategy_schema(load_strategy(path.stem, strategies_dir))),
         )
         names.append(path.stem)
     return names
 
 
-def typed_config(data: dict[str, Any], strategies_dir: Path) -> tuple[RunConfig, Strategy, Any]:
-    """Check a plain run config against the schemas and every range and invariant.
+def hydra_schema(schema: type) -> DictConfig:
+    """The Hydra node of a frozen schema: the same dataclass, writable while Hydra composes and overrides
+    (``OmegaConf.to_object`` still builds the frozen dataclass)."""
+    node = OmegaConf.structured(schema)
 
-    Returns the typed :class:`RunConfig`, the strategy and its typed parameters. Errors are
-    :class:`ConfigError` naming the key (``risk.max_position``, ``strategy.params.grid_num``, ...).
-    """
-    try:
-        strategy_name = str(data["strategy"]["name"])
-    except (KeyError, TypeError):
-        raise ConfigError("strategy.name: missing (choose one with strategy=<name>)") from None
+    def thaw(cfg: DictConfig) -> None:
+        OmegaConf.set_readonly(cfg, False)
+        for key in cfg:
+            child = cfg._get_node(key)
+            if isinstance(child, DictConfig):
+                thaw(child)
+
+    thaw(node)
+    return node
+
+
+def run_config(composed: DictConfig | Mapping[str, Any], strategies_dir: Path) -> RunConfig:
+    """The boundary: a composed config (Hydra's, without its ``hydra`` node, or a plain mapping) becomes
+    a frozen, checked :class:`RunConfig`. Every error is a :class:`ConfigError` naming the key
+    (``risk.max_position``, ``strategy.params.grid_num``, ...)."""
+    # plain values (interpolations resolved): the composed node's schema classes are Hydra's registered ones
+    if isinstance(composed, DictConfig):
+        keep = [str(k) for k in composed if k != "hydra"]
+        composed = OmegaConf.to_container(OmegaConf.masked_copy(composed, keep), resolve=True)  # type: ignore[assignment]
+    data = OmegaConf.create({k: v for k, v in dict(composed).items() if k != "hydra"})
+    strategy_name = OmegaConf.select(data, "strategy.name", default=None)
+    if not isinstance(strategy_name, str):
+        raise ConfigError("strategy.name: missing (choose one with strategy=<name>)")
     strategy = load_strategy(strategy_name, strategies_dir)
-    base = OmegaConf.structured(RunConfig)
-    base.strategy = OmegaConf.structured(strategy_schema(strategy))
+    base = hydra_schema(RunConfig)
+    base.strategy = hydra_schema(strategy_schema(strategy))
     try:
         run: RunConfig = OmegaConf.to_object(OmegaConf.merge(base, data))  # type: ignore[assignment]
     except OmegaConfBaseException as exc:
         key = getattr(exc, "full_key", None) or ""
         raise ConfigError(f"{key}: {str(exc).splitlines()[0]}") from None
-    for key, value in (("experiment_name", run.experiment_name), ("dataset.id", run.dataset.id)):
-        try:
-            check_name(key, value)
-        except ValueError as exc:
-            raise ConfigError(str(exc)) from None
-    unknown = [f for f in run.dataset.feeds if f not in FEEDS]
-    if unknown or not run.dataset.feeds:
-        raise ConfigError(f"dataset.feeds: unknown feeds {unknown}; known: {list(FEEDS)}")
-    params = strategy.params(dataclasses.asdict(run.strategy.params))
-    run.venue.validate()
-    run.risk.validate()
-    run.execution.validate()
-    run.runtime.validate()
-    m = run.metrics
-    if not (math.isfinite(m.capital) and m.capital > 0):
-        raise ConfigError(f"metrics.capital: must be a finite number > 0, got {m.capital!r}")
-    if m.sample_interval_ns <= 0:
-        raise ConfigError(f"metrics.sample_interval_ns: must be > 0, got {m.sample_interval_ns!r}")
-    if not m.markout_horizons_ns or any(h <= 0 for h in m.markout_horizons_ns):
-        raise ConfigError(
-            f"metrics.markout_horizons_ns: must be a non-empty list of ns > 0, got {m.markout_horizons_ns!r}"
-        )
-    return run, strategy, params
+    check(run)
+    strategy.params(dataclasses.asdict(run.strategy.params))  # its types and its own invariants
+    return run

@@ -21,9 +21,9 @@ from collections import namedtuple
 
 import numpy as np
 
+from hftlab.hftbacktest_types import IOC
 from hftlab.jit import engine_jit
 from hftlab.runtime import records as R
-from hftlab.venue.constants import IOC
 
 #: What a strategy sees at an evaluation point. Arrays are views of the runtime's buffers: read only.
 View = namedtuple(

@@ -14,9 +14,9 @@ from typing import NamedTuple
 
 import numpy as np
 
+from hftlab.hftbacktest_types import GTX
 from hftlab.jit import engine_jit
 from hftlab.runtime import records as R
-from hftlab.venue.constants import GTX
 
 NS_PER_SECOND = 1_000_000_000
 

@@ -13,11 +13,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from hftlab.jit import engine_jit, record_array
-from hftlab.runtime import records as R
-from hftlab.runtime import state as S
-from hftlab.venue import abi
-from hftlab.venue.constants import (
+from hftlab.hftbacktest_types import (
     IOC,
     MARKET,
     REQ_NONE,
@@ -28,6 +24,10 @@ from hftlab.venue.constants import (
     STATUS_PARTIALLY_FILLED,
     STATUS_REJECTED,
 )
+from hftlab.jit import engine_jit, record_array
+from hftlab.runtime import records as R
+from hftlab.runtime import state as S
+from hftlab.venue import abi
 
 #: How a live order ended (``LIVE_DTYPE.end``), set by feedback and cleared when the row is compacted.
 LIVE, ENDED_FILLED, ENDED_CANCELLED, ENDED_EXPIRED, ENDED_REJECTED = 0, 1, 2, 3, 4
@@ -251,8 +251,11 @@ def send_cancel(bt, now, orders, k, rule, rec):
 
 
 @engine_jit(forceinline=True)
-def send_new(bt, now, account, contract, orders, side, price, qty, tif, order_type, action, rule, rec):
-    """Send a new order with the next order id; it becomes live unless the venue refused the request."""
+def send_new(bt, now, account, contract, orders, order, order_type, action, rule, rec):
+    """Send a new order with the next order id; it becomes live unless the venue refused the request.
+
+    ``order``: its (side, price, qty, time in force), as in a wanted or planned row."""
+    side, price, qty, tif = order
     order_id = account.next_order_id
     account.next_order_id += 1
     res = abi.submit(bt, order_id, side, price, qty, tif, order_type)
@@ -278,7 +281,7 @@ def dispatch(bt, now, account, contract, orders, n_plan, rec):
             R.record_check(rec, R.THROTTLES, now, 0, R.RULE_MAX_OPEN_ORDERS, p.side, p.price, p.qty,
                            float(max_live), float(max_live))  # fmt: skip
         else:
-            send_new(bt, now, account, contract, orders, p.side, p.price, p.qty, p.tif, 0, R.ACTION_NEW, 0, rec)
+            send_new(bt, now, account, contract, orders, (p.side, p.price, p.qty, p.tif), 0, R.ACTION_NEW, 0, rec)
 
 
 @engine_jit(forceinline=True)
@@ -291,7 +294,7 @@ def kill_orders(bt, now, account, contract, orders, flatten, best_bid, best_ask,
     if flatten and pos != 0.0 and np.isfinite(mid):
         side = np.int8(-1) if pos > 0 else np.int8(1)
         px = best_bid if pos > 0 else best_ask
-        send_new(bt, now, account, contract, orders, side, px, abs(pos), IOC, MARKET, R.ACTION_FLATTEN,
+        send_new(bt, now, account, contract, orders, (side, px, abs(pos), IOC), MARKET, R.ACTION_FLATTEN,
                  R.RULE_KILL_SWITCH, rec)  # fmt: skip
 
 

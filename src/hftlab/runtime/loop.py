@@ -31,6 +31,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from hftlab.hftbacktest_types import EMPTY_ASK_TICK, EMPTY_BID_TICK, RESULT_END_OF_DATA
 from hftlab.jit import engine_jit
 from hftlab.runtime import lifecycle as L
 from hftlab.runtime import records as R
@@ -41,7 +42,6 @@ from hftlab.runtime.lifecycle import Orders
 from hftlab.runtime.risk import RiskLimits, check_wanted, kill_check
 from hftlab.runtime.state import Contract, Market
 from hftlab.venue import abi
-from hftlab.venue.constants import EMPTY_ASK_TICK, EMPTY_BID_TICK, RESULT_END_OF_DATA
 
 DONE = 0
 NEED_ROOM = 2

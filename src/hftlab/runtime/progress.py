@@ -6,6 +6,7 @@ ETA follow. Nothing here touches results; ``off`` prints nothing.
 
 from __future__ import annotations
 
+import enum
 import os
 import sys
 import time
@@ -14,8 +15,19 @@ from typing import Any, TextIO
 
 from numba.core import event as numba_event
 
-MODES = ("auto", "terminal", "log", "off")
+from hftlab.errors import ConfigError
+
+#: Overrides ``output.progress`` for every run of the process (``--quiet`` sets it to ``off``).
 PROGRESS_ENV = "HFTLAB_PROGRESS"
+
+
+class ProgressMode(enum.StrEnum):
+    """How a run shows progress: a live line on a terminal, log lines, either by where output goes, none."""
+
+    auto = "auto"
+    terminal = "terminal"
+    log = "log"
+    off = "off"
 
 
 class RunProgress:
@@ -24,9 +36,11 @@ class RunProgress:
     def __init__(self, label: str, events: int, start_ns: int, end_ns: int, mode: str | None = None,
                  stream: TextIO | None = None, log_every_s: float = 10.0) -> None:  # fmt: skip
         self.stream = stream or sys.stderr
-        mode = os.environ.get(PROGRESS_ENV) or mode or "auto"  # the environment (--quiet) wins
-        if mode not in MODES:
-            raise ValueError(f"progress mode {mode!r} is not one of {list(MODES)}")
+        env = os.environ.get(PROGRESS_ENV)
+        mode = env or mode or "auto"  # the environment (--quiet) wins
+        if mode not in list(ProgressMode):
+            where = PROGRESS_ENV if env else "output.progress"
+            raise ConfigError(f"{where}={mode!r}: expected one of {', '.join(ProgressMode)}")
         if mode == "auto":
             mode = "terminal" if self.stream.isatty() else "log"
         self.mode, self.label, self.events = mode, label, events

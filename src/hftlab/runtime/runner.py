@@ -1,8 +1,7 @@
 """Run one backtest: fed events + venue + strategy + Risk + Execution Control -> execution records.
 
-The Python side of the Core Runtime. It validates every configuration before anything runs, turns the
-configurations into the loop's named records (:class:`~hftlab.runtime.loop.Loop`), compiles (or loads
-from the cache) the strategy and the loop for this run's types, opens the Simulated Venue (closed exactly
+The Python side of the Core Runtime. It turns the (already checked) configurations into the loop's named
+records (:class:`~hftlab.runtime.loop.Loop`), compiles (or loads from the cache) the strategy and the loop for this run's types, opens the Simulated Venue (closed exactly
 once, also on errors), calls the compiled loop until the data ends (growing the record tables when it
 asks, reporting progress when it returns to say so) and returns columnar records.
 
@@ -23,6 +22,7 @@ from numba.core import event as numba_event
 
 from hftlab.errors import StrategyError, VenueError
 from hftlab.feed import FeedData
+from hftlab.hftbacktest_types import BACKTEST_ERRORS
 from hftlab.jit import PYTHON_MODE, record_array
 from hftlab.runtime import records as R
 from hftlab.runtime.config import ExecutionConfig, RiskConfig, RuntimeConfig
@@ -35,7 +35,6 @@ from hftlab.runtime.state import FEE_MODELS, Contract, new_account, new_market
 from hftlab.runtime.strategy import Strategy, compiled_evaluate, evaluate_signature
 from hftlab.venue import abi
 from hftlab.venue.config import VenueConfig
-from hftlab.venue.constants import BACKTEST_ERRORS
 from hftlab.venue.simulated import SimulatedVenue
 
 PROGRESS_SECONDS = 0.5
@@ -64,6 +63,10 @@ class RunOutput:
     venue: VenueConfig  #: resolved (instrument values filled in)
     events: int
     telemetry: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def contract_size(self) -> float:
+        return float(self.venue.contract_size)
 
 
 def contract_of(venue: VenueConfig) -> Contract:
@@ -150,24 +153,26 @@ def run_backtest(
     fed: FeedData,
     strategy: Strategy,
     params: Any,
-    venue: VenueConfig,
-    risk: RiskConfig,
-    execution: ExecutionConfig,
-    runtime: RuntimeConfig,
+    *,
+    venue: VenueConfig | None = None,
+    risk: RiskConfig = RiskConfig(),
+    execution: ExecutionConfig = ExecutionConfig(),
+    runtime: RuntimeConfig = RuntimeConfig(),
     progress: Progress | None = None,
 ) -> RunOutput:
     """Execute the Core Runtime over ``fed`` and return its execution records.
+
+    ``venue`` defaults to :class:`VenueConfig`'s defaults; instrument fields left at 0/"" are taken from
+    the fed dataset's instrument. The configs are used as given: :func:`hftlab.run.schema.run_config`
+    checks a whole run once (``hftlab.checks.check(section, "risk")`` checks one section built in Python);
+    ``params`` come from ``strategy.params(...)``, which checks them.
 
     ``progress.start()`` is called once compilation is over, then ``progress(event_time_ns)`` about every
     ``PROGRESS_SECONDS`` of wall time (the loop returns every N steps; N adapts so the returns stay rare
     and cheap). Raises :class:`~hftlab.errors.StrategyError` when the strategy's output breaks its contract
     or the strategy raises, :class:`~hftlab.errors.VenueError` when hftbacktest returns an error.
     """
-    runtime.validate()
-    risk.validate()
-    execution.validate()
-    strategy.module.validate(params)
-    sim = SimulatedVenue(fed, venue)
+    sim = SimulatedVenue(fed, venue or VenueConfig())
     lp = _loop_state(sim.config, risk, execution, runtime)
     params_rec = strategy.params_record(params)
     scratch = np.zeros(strategy.scratch_size, dtype=np.float64)

@@ -12,10 +12,10 @@ from typing import NamedTuple
 
 import numpy as np
 
+from hftlab.hftbacktest_types import BUY_EVENT, EMPTY_ASK_TICK, EMPTY_BID_TICK, SELL_EVENT
 from hftlab.jit import engine_jit, record_array
 from hftlab.runtime import records as R
 from hftlab.venue import abi
-from hftlab.venue.constants import BUY_EVENT, EMPTY_ASK_TICK, EMPTY_BID_TICK, SELL_EVENT
 
 #: The account of a run, derived from its fills (one row).
 ACCOUNT_DTYPE = np.dtype(

@@ -13,6 +13,11 @@ A strategy is a Python file ``strategies/<name>.py`` that defines:
   under a key of the strategy's file and the local modules it imports (an edit of either recompiles the
   strategy, and only the strategy). ``params`` arrives as a record with the ``Params`` field names.
 
+Code shared by strategies lives in helper modules of the same folder, named with a leading underscore
+(``strategies/_quotes.py``: not a strategy, not registered), and is imported by plain name
+(``from _quotes import post_quotes``). The loader executes each helper afresh from the strategy's own
+folder for each strategy that imports it, so its ``@njit`` functions cache under that strategy's key.
+
 The runtime, not the strategy, reconciles wanted orders with working ones through Risk and Execution
 Control. Strategies are loaded by name only (validated: no path separators, no ``..``), never by an
 import path taken from configuration.
@@ -21,10 +26,12 @@ import path taken from configuration.
 from __future__ import annotations
 
 import ast
+import contextlib
 import hashlib
 import importlib.util
 import sys
 import typing
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -32,8 +39,9 @@ from typing import Any
 
 import numpy as np
 
-from hftlab.errors import ConfigError
+from hftlab.errors import ConfigError, InvalidNameError
 from hftlab.jit import PYTHON_MODE, numba_cache_dir, record_array, strategy_cache_dir
+from hftlab.runtime.config import RuntimeConfig
 from hftlab.runtime.contract import View
 from hftlab.storage.manifest import file_sha256
 from hftlab.storage.schema import check_name
@@ -44,21 +52,39 @@ PARAM_FIELD_TYPES = {int: "i8", float: "f8", bool: "?"}
 DEFAULT_DIR = Path("strategies")
 
 
-def local_imports(path: Path, folder: Path, seen: set[Path] | None = None) -> dict[str, str]:
-    """sha256 of every module in ``folder`` that ``path`` imports (transitively), by relative file name."""
-    seen = seen if seen is not None else {path.resolve()}
-    found: dict[str, str] = {}
+def _imported_files(path: Path, folder: Path) -> list[Path]:
+    """The modules of ``folder`` that ``path`` itself imports (``import x`` / ``from x import y``)."""
+    files: list[Path] = []
     for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
         names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
         if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             names = [node.module]
         for name in names:
             candidate = folder / f"{name.split('.')[0]}.py"
-            if candidate.is_file() and candidate.resolve() not in seen:
+            if candidate.is_file() and candidate not in files:
+                files.append(candidate)
+    return files
+
+
+def local_modules(path: Path, folder: Path) -> list[Path]:
+    """Every module of ``folder`` that ``path`` imports (transitively), each after the local modules it imports."""
+    seen = {path.resolve()}
+    order: list[Path] = []
+
+    def visit(module: Path) -> None:
+        for candidate in _imported_files(module, folder):
+            if candidate.resolve() not in seen:
                 seen.add(candidate.resolve())
-                found[candidate.name] = file_sha256(candidate)
-                found.update(local_imports(candidate, folder, seen))
-    return dict(sorted(found.items()))
+                visit(candidate)
+                order.append(candidate)
+
+    visit(path)
+    return order
+
+
+def local_imports(path: Path, folder: Path) -> dict[str, str]:
+    """sha256 of every module in ``folder`` that ``path`` imports (transitively), by relative file name."""
+    return {p.name: file_sha256(p) for p in sorted(local_modules(path, folder), key=lambda p: p.name)}
 
 
 def source_key(path: Path) -> str:
@@ -142,7 +168,7 @@ def load_strategy(name: str, directory: Path | str | None = None) -> Strategy:
     """
     try:
         check_name("strategy name", name)
-    except ValueError as exc:
+    except InvalidNameError as exc:
         raise ConfigError(f"strategy.name: {exc}") from None
     if not name.isidentifier():
         raise ConfigError(f"strategy.name: {name!r} must be a Python identifier (a file strategies/<name>.py)")
@@ -164,15 +190,41 @@ def load_strategy(name: str, directory: Path | str | None = None) -> Strategy:
 
 def _exec_module(name: str, path: Path, key: str) -> ModuleType:
     module_name = f"hftlab_strategy_{name}"
+    # numba functions the strategy file and its local modules define (their @njit helpers) cache under its key
+    with numba_cache_dir(strategy_cache_dir(key)), _local_modules_loaded(path, module_name):
+        return _exec_file(module_name, path)
+
+
+def _exec_file(module_name: str, path: Path) -> ModuleType:
     spec = importlib.util.spec_from_file_location(module_name, path)
     if spec is None or spec.loader is None:
         raise ConfigError(f"strategy.name: cannot load {path}")
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module
-    # numba functions the strategy file defines (its own @njit helpers) cache under its key too
-    with numba_cache_dir(strategy_cache_dir(key)):
-        spec.loader.exec_module(module)
+    spec.loader.exec_module(module)
     return module
+
+
+@contextlib.contextmanager
+def _local_modules_loaded(path: Path, owner: str) -> Iterator[None]:
+    """Execute the local modules the strategy ``path`` imports afresh from its folder, each as
+    ``<owner>.<name>``, and let ``import <name>`` find them while the block runs.
+
+    Their plain names are not a fixed import path (strategies of two folders may each have a ``_quotes``),
+    so they are lent only while the strategy loads, then given back to whatever held them. The qualified
+    modules stay in ``sys.modules``: numba imports a module by its name when it loads cached code.
+    A cycle of imports between local modules is not supported.
+    """
+    files = local_modules(path, path.parent)
+    saved = {f.stem: sys.modules.pop(f.stem) for f in files if f.stem in sys.modules}
+    try:
+        for file in files:
+            sys.modules[file.stem] = _exec_file(f"{owner}.{file.stem}", file)
+        yield
+    finally:
+        for file in files:
+            sys.modules.pop(file.stem, None)
+        sys.modules.update(saved)
 
 
 _COMPILED: dict[tuple[str, str], Any] = {}
@@ -212,9 +264,8 @@ def make_view(
     asks: list[tuple[float, float]] | None = None,
     tick_size: float = 0.1,
     lot_size: float = 0.001,
-    levels: int = 5,
     trades: list[tuple[int, float, float, float]] | None = None,
-    trade_buffer: int = 256,
+    runtime: RuntimeConfig = RuntimeConfig(),
     position: float = 0.0,
     cash: float = 0.0,
     equity: float = 0.0,
@@ -224,9 +275,10 @@ def make_view(
     """A :data:`View` built from plain values: for strategy unit tests on crafted books.
 
     ``bids``/``asks``: (price, qty) best first; ``trades``: (ts, price, qty, side) oldest first;
-    ``orders``: our live orders as (side, price, leaves).
+    ``orders``: our live orders as (side, price, leaves). ``runtime``: the settings of the run to mimic; its
+    ``book_levels`` and ``trade_buffer`` size the book and trade arrays (the newest trades are kept).
     """
-    import numpy as np
+    levels, trade_buffer = runtime.book_levels, runtime.trade_buffer
 
     def side(levels_in: list[tuple[float, float]]) -> tuple[np.ndarray, np.ndarray, int]:
         px = np.full(levels, np.nan)

@@ -27,6 +27,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from hftlab.errors import StorageError
+from hftlab.files import write_json
 from hftlab.storage.manifest import (
     MANIFEST_NAME,
     VERSION_LENGTH,
@@ -35,14 +36,13 @@ from hftlab.storage.manifest import (
     columns_sha256,
     content_hash,
     file_sha256,
-    write_json_atomic,
 )
 from hftlab.storage.schema import ARROW_SCHEMA, COLUMNS, FEEDS, SCHEMA_VERSION, IngestResult, check_name
 from hftlab.storage.validate import validate
+from hftlab.times import NS_PER_DAY, utc_date
 
 DEFAULT_ROOT = Path("data") / "canonical"
 ROOT_ENV = "HFTLAB_DATA_ROOT"
-NS_PER_DAY = 86_400 * 1_000_000_000
 STAGING = ".staging"
 #: Parquet writer settings; fixed so files are byte-identical for one pyarrow version.
 PARQUET_OPTIONS: dict[str, Any] = {"compression": "zstd", "row_group_size": 1 << 20, "write_statistics": True}
@@ -51,10 +51,6 @@ PARQUET_OPTIONS: dict[str, Any] = {"compression": "zstd", "row_group_size": 1 <<
 def default_root() -> Path:
     """The storage root: ``$HFTLAB_DATA_ROOT`` if set, else ``data/canonical`` under the working directory."""
     return Path(os.environ.get(ROOT_ENV) or DEFAULT_ROOT)
-
-
-def utc_date(ns: int) -> str:
-    return str(np.datetime64(int(ns) // NS_PER_DAY, "D"))
 
 
 def assign_seq(result: IngestResult) -> list[np.ndarray]:
@@ -159,7 +155,7 @@ class Catalog:
                 partitions=tuple(partitions),
                 lineage=result.lineage,
             )
-            write_json_atomic(staging / MANIFEST_NAME, manifest.to_dict())
+            write_json(staging / MANIFEST_NAME, manifest.to_dict())
             target = self.root / dataset_id / manifest.version
             if target.exists():
                 return self._already_promoted(target, manifest), False

@@ -10,31 +10,19 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from hftlab.files import canonical_json
 from hftlab.storage.schema import COLUMNS, SCHEMA_VERSION, Instrument
 
 MANIFEST_NAME = "manifest.json"
 #: Hex digits of the content hash used as the version name.
 VERSION_LENGTH = 16
 _CHUNK = 1 << 22
-
-
-def canonical_json(data: Any) -> str:
-    """JSON with sorted keys and no insignificant whitespace: one text per value, on every machine."""
-    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write pretty, sorted JSON to ``path`` through a temporary file and a rename."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(data, sort_keys=True, indent=2, allow_nan=False) + "\n")
-    os.replace(tmp, path)
 
 
 def file_sha256(path: Path) -> str:

@@ -31,6 +31,8 @@ from typing import Any, Literal
 import numpy as np
 import pyarrow as pa
 
+from hftlab.errors import ConfigError, InvalidNameError
+
 #: Version of the canonical schema; stored in every manifest and every Parquet file.
 SCHEMA_VERSION = 1
 
@@ -105,9 +107,9 @@ class Instrument:
         for name in ("tick_size", "lot_size", "contract_size"):
             value = getattr(self, name)
             if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
-                raise ValueError(f"instrument {name} must be a finite number > 0, got {value!r}")
+                raise ConfigError(f"instrument {name} must be a finite number > 0, got {value!r}")
         if self.contract_type not in ("linear", "inverse"):
-            raise ValueError(f"instrument contract_type must be 'linear' or 'inverse', got {self.contract_type!r}")
+            raise ConfigError(f"instrument contract_type must be 'linear' or 'inverse', got {self.contract_type!r}")
         for name in ("venue", "symbol"):
             check_name(name, getattr(self, name))
 
@@ -128,7 +130,7 @@ def check_name(key: str, value: str) -> str:
         or any(ch in value for ch in "/\\\0")
         or value.startswith(".")
     ):
-        raise ValueError(
+        raise InvalidNameError(
             f"{key} {value!r} is not a valid name: it becomes a path component, so it must be non-empty, "
             "must not start with '.', and must not contain '/', '\\' or NUL"
         )

@@ -12,58 +12,61 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from hftlab.errors import HftlabError
+from hftlab.errors import ConfigError, HftlabError
+from hftlab.sweep.project import PROJECT_ENV, experiment_dir, project_dir, shown, sweep_progress
 
-PROJECT_ENV = "HFTLAB_PROJECT"
-
-
-def project_dir() -> Path:
-    return Path(os.environ.get(PROJECT_ENV) or ".").resolve()
-
-
-def job_config(cfg: DictConfig) -> dict[str, Any]:
-    """The run config of a Hydra job as a plain dict (without the ``hydra`` node and ``project_dir``)."""
-    data: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
-    data.pop("hydra", None)
-    data.pop("project_dir", None)
-    return data
+if TYPE_CHECKING:
+    from hftlab.run.execute import RunResult
+    from hftlab.run.schema import RunConfig
 
 
-def experiment_dir(cfg: DictConfig | dict[str, Any]) -> Path:
-    results = str(cfg["output"]["results_dir"])
-    return project_dir() / results / str(cfg["experiment_name"])
+def compose_runs(overrides: Sequence[Sequence[str]], project: Path | None = None) -> list[RunConfig]:
+    """The checked run config of each list of command-line overrides, composed from the project's
+    ``conf/`` as ``hftlab run <overrides>`` composes it (in this process: one Hydra initialization)."""
+    from hydra import compose, initialize_config_dir
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    from hftlab.run.schema import register_configs, run_config
+    from hftlab.sweep.grid import hydra_message
+
+    project = project or project_dir()
+    conf = project / "conf"
+    if not conf.is_dir():
+        raise ConfigError(f"no conf/ in {project} (run from the project directory or set ${PROJECT_ENV})")
+    register_configs(project / "strategies")
+    configs = []
+    with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
+        for job in overrides:
+            try:
+                cfg = compose(config_name="config", overrides=list(job))
+            except (HydraException, OmegaConfBaseException) as exc:
+                raise ConfigError(f"{hydra_message(exc)} [overrides: {' '.join(job)}]") from None
+            configs.append(run_config(cfg, project / "strategies"))
+    return configs
 
 
-def _shown(path: Path) -> str:
-    try:
-        return str(path.relative_to(project_dir()))
-    except ValueError:
-        return str(path)
+def execute_composed(cfg: DictConfig) -> RunResult:
+    """Run (or find cached) the run a composed config describes: the one boundary from Hydra to a
+    checked :class:`~hftlab.run.schema.RunConfig`, then :func:`~hftlab.run.execute.prepare` and
+    :func:`~hftlab.run.execute.execute`."""
+    from hftlab.run.execute import execute, prepare
+    from hftlab.run.schema import run_config
+
+    project = project_dir()
+    return execute(prepare(run_config(cfg, project / "strategies"), project))
 
 
-def _sweep_progress(m: dict[str, Any]) -> None:
-    from hftlab.sweep.manifest import counts
-
-    if os.environ.get("HFTLAB_PROGRESS") == "off":
-        return
-    c = counts(m)
-    print(
-        f"sweep {m['experiment']}: {c['done'] + c['cached'] + c['failed']}/{c['total']} finished "
-        f"(done {c['done']}, cached {c['cached']}, failed {c['failed']}, running {c['running']}, pending {c['pending']})",
-        file=sys.stderr,
-    )
-
-
-def run_job(cfg: DictConfig) -> Any:
-    """Hydra's task: one run. In a multirun, failures are recorded in the manifest, not raised."""
+def run_job(cfg: DictConfig) -> RunResult | None:
+    """Hydra's task: one run; its :class:`~hftlab.run.execute.RunResult` is the job's return value. In a
+    multirun, failures are recorded in the manifest (and the job returns None), not raised."""
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
-    from hftlab.run.execute import execute
     from hftlab.sweep import manifest
 
     hc = HydraConfig.get()
@@ -73,25 +76,27 @@ def run_job(cfg: DictConfig) -> Any:
     if multirun:
         manifest.set_status(exp_dir, overrides, "running")
     try:
-        result = execute(job_config(cfg), project_dir())
+        result = execute_composed(cfg)
     except Exception as exc:  # one failing run must not stop the sweep
         if not multirun:
             if isinstance(exc, HftlabError):
                 print(f"hftlab: error: {exc}", file=sys.stderr)
                 raise SystemExit(2) from None
+            print("hftlab: internal error: this is a bug in hftlab; please report it with the traceback below",
+                  file=sys.stderr)  # fmt: skip
             raise
         message = f"{type(exc).__name__}: {exc}"
         m = manifest.set_status(exp_dir, overrides, "failed", error=message)
         print(f"run FAILED [{' '.join(overrides)}]: {message}", file=sys.stderr)
-        _sweep_progress(m)
+        sweep_progress(m)
         return None
     status = "cached" if result.cached else "done"
     if multirun:
         m = manifest.set_status(exp_dir, overrides, status, run_id=result.run_id)
-        _sweep_progress(m)
+        sweep_progress(m)
     detail = "cached (complete results exist)" if result.cached else "done"
-    print(f"run {result.run_id}: {detail}: {_shown(result.path)}" + (f" [{' '.join(overrides)}]" if multirun else ""))
-    return result.run_id
+    print(f"run {result.run_id}: {detail}: {shown(result.path)}" + (f" [{' '.join(overrides)}]" if multirun else ""))
+    return result
 
 
 def hydra_entry(argv: Sequence[str], task: Callable[[DictConfig], Any] | None = None) -> int:
@@ -113,16 +118,13 @@ def hydra_entry(argv: Sequence[str], task: Callable[[DictConfig], Any] | None = 
     main = hydra.main(config_path=str(conf), config_name="config", version_base="1.3")(task or run_job)
     saved = sys.argv
     sys.argv = ["hftlab run", *argv]
-    from hftlab.sweep import callbacks
-
-    callbacks.LAST_SWEEP.clear()
     try:
-        main()
+        main()  # a sweep with failed runs ends in SystemExit(1) from its callback
     except SystemExit as exc:
         return int(exc.code or 0) if isinstance(exc.code, int | None) else 1
     finally:
         sys.argv = saved
-    return 1 if callbacks.LAST_SWEEP.get("failed") else 0
+    return 0
 
 
 #: Sections of a DVC params file that are run configuration (the rest, like ``experiments``, is not).
@@ -158,20 +160,16 @@ def run_from_params(params_file: Path, experiment_name: str, metrics_out: Path |
     import shutil
 
     import yaml
-    from hydra import compose, initialize_config_dir
 
-    from hftlab.run.execute import execute
-    from hftlab.run.schema import register_configs
+    from hftlab.run.execute import execute, prepare
 
     project = project_dir()
     params = yaml.safe_load(params_file.read_text()) or {}
     overrides = [*params_overrides(params), f"experiment_name={experiment_name}"]
-    register_configs(project / "strategies")
-    with initialize_config_dir(config_dir=str(project / "conf"), version_base="1.3"):
-        cfg = compose(config_name="config", overrides=overrides)
-    result = execute(job_config(cfg), project)
+    (config,) = compose_runs([overrides], project)
+    result = execute(prepare(config, project))
     state = "cached (complete results exist)" if result.cached else "done"
-    print(f"run {result.run_id}: {state}: {_shown(result.path)} [{' '.join(overrides)}]")
+    print(f"run {result.run_id}: {state}: {shown(result.path)} [{' '.join(overrides)}]")
     from hftlab.sweep import manifest
 
     manifest.prune_runs(result.path.parent.parent, {"runs": [{"run_id": result.run_id}]})

@@ -2,7 +2,8 @@
 
 Hydra turns an exception raised by a callback into a warning and carries on; a sweep whose bookkeeping
 failed (manifest, summary, metrics endpoint) must not look successful, so these hooks stop the command
-instead: the error on stderr, exit code 2.
+instead: the error on stderr, exit code 2. The sweep's exit status comes from here too: when any run
+failed, the end hook exits with code 1 (``SystemExit`` passes through Hydra).
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-#: Outcome of the last multirun in this process (read by ``hftlab run`` for its exit code).
-LAST_SWEEP: dict[str, Any] = {}
+from hftlab.sweep.grid import sweep_points
+from hftlab.sweep.project import experiment_dir
 
 
 @contextmanager
@@ -27,18 +28,6 @@ def _stop_on_error() -> Iterator[None]:
     except Exception as exc:
         print(f"hftlab: error: {exc}", file=sys.stderr)
         raise SystemExit(2) from exc  # not an Exception: Hydra lets it through
-
-
-def sweep_points(config: DictConfig) -> tuple[list[str], list[list[str]]]:
-    """The grid definition and every job's overrides, generated the way Hydra's basic sweeper does."""
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    params = config.hydra.sweeper.get("params") or {}
-    grid = [f"{k}={v}" for k, v in params.items()] + list(config.hydra.overrides.task)
-    parsed = OverridesParser.create().parse_overrides(grid)
-    batches = BasicSweeper.split_arguments(parsed, None)
-    return grid, [list(job) for batch in batches for job in batch]
 
 
 class SweepCallback(Callback):
@@ -52,16 +41,17 @@ class SweepCallback(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         try:
             with _stop_on_error():
-                self._end(config)
+                failed = self._end(config)
         finally:
             if self.metrics_server is not None:
                 self.metrics_server.shutdown()
                 self.metrics_server.server_close()
                 self.metrics_server = None
+        if failed:
+            raise SystemExit(1)  # the sweep ran to its end, but not every run succeeded
 
     def _start(self, config: DictConfig) -> None:
         from hftlab.sweep import manifest
-        from hftlab.sweep.app import experiment_dir
 
         grid, points = sweep_points(config)
         exp_dir = experiment_dir(config)
@@ -75,9 +65,9 @@ class SweepCallback(Callback):
         manifest.start_sweep(exp_dir, grid, points)
         print(f"sweep {config.experiment_name}: {len(points)} runs -> {exp_dir}")
 
-    def _end(self, config: DictConfig) -> None:
+    def _end(self, config: DictConfig) -> int:
+        """Prune, write the summary, print the outcome; the number of failed runs."""
         from hftlab.sweep import manifest
-        from hftlab.sweep.app import experiment_dir
         from hftlab.sweep.summary import write_summary
 
         exp_dir: Path = experiment_dir(config)
@@ -88,7 +78,6 @@ class SweepCallback(Callback):
                 print(f"sweep {config.experiment_name}: removed {pruned} run directories outside the grid")
         write_summary(exp_dir, m, list(config.sweep.best_by))
         c = manifest.counts(m)
-        LAST_SWEEP.update(c)
         print(
             f"sweep {config.experiment_name}: {c['total']} runs: {c['done']} executed, {c['cached']} cached, "
             f"{c['failed']} failed, {c['pending'] + c['running']} not finished; summary in {exp_dir / 'summary.csv'}"
@@ -96,3 +85,4 @@ class SweepCallback(Callback):
         for r in m["runs"]:
             if r["status"] == "failed":
                 print(f"  failed [{' '.join(r['overrides'])}]: {r['error']}")
+        return int(c["failed"])

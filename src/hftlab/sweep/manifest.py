@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import fcntl
 import json
-import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from hftlab.files import write_json
 
 MANIFEST = "manifest.json"
 LOCK = ".lock"
@@ -44,10 +45,7 @@ def read(experiment_dir: Path) -> dict[str, Any] | None:
 
 
 def _write(experiment_dir: Path, manifest: dict[str, Any]) -> None:
-    path = experiment_dir / MANIFEST
-    tmp = path.with_name(f".{MANIFEST}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(manifest, sort_keys=True, indent=2) + "\n")
-    os.replace(tmp, path)
+    write_json(experiment_dir / MANIFEST, manifest)
 
 
 def update(experiment_dir: Path, change: Callable[[dict[str, Any]], None]) -> dict[str, Any]:

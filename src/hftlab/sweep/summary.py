@@ -8,7 +8,6 @@ set of results.
 from __future__ import annotations
 
 import json
-import math
 import re
 from pathlib import Path
 from typing import Any
@@ -17,8 +16,10 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from hftlab.analysis.overfitting import deflated_sharpe
-from hftlab.run.results import METRICS_FILE, dumps, runs_dir
+from hftlab.files import atomic_write, write_json
+from hftlab.metrics.overfitting import deflated_sharpe
+from hftlab.ranking import best_index, goal, rankable
+from hftlab.run.results import METRICS_FILE, runs_dir
 from hftlab.sweep.manifest import FINISHED, counts
 
 #: Overrides that choose where results go, not what a run does: not parameter columns.
@@ -34,15 +35,6 @@ def override_value(text: str) -> Any:
         except ValueError:
             pass
     return text
-
-
-def rankable(x: Any) -> float | None:
-    """A metric value that can be ranked: a finite int or float (not bool, not None)."""
-    if isinstance(x, bool) or x is None:
-        return None
-    if isinstance(x, int | float) and math.isfinite(x):
-        return float(x)
-    return None
 
 
 def summary_rows(experiment_dir: Path, manifest: dict[str, Any]) -> list[dict[str, Any]]:
@@ -68,17 +60,16 @@ def best_runs(rows: list[dict[str, Any]], best_by: list[str]) -> dict[str, Any]:
     """For each metric (``-name`` = lower is better): the best finished run, its value and parameters."""
     out: dict[str, Any] = {}
     for spec in best_by:
-        name, lower = (spec[1:], True) if spec.startswith("-") else (spec, False)
-        scored = [(v, r) for r in rows if (v := rankable(r.get(name))) is not None]
-        if not scored:
-            out[name] = None
+        g = goal(spec, "sweep.best_by")
+        best = best_index([r.get(g.metric) for r in rows], g.lower)
+        if best is None:
+            out[g.metric] = None
             continue
-        # ties: the first in grid order
-        value, row = (min if lower else max)(scored, key=lambda t: t[0])
-        out[name] = {
+        row = rows[best]
+        out[g.metric] = {
             "run_id": row["run_id"],
-            "value": value,
-            "goal": "min" if lower else "max",
+            "value": rankable(row[g.metric]),
+            "goal": g.word,
             "params": {k[6:]: v for k, v in row.items() if k.startswith("param.")},
         }
     return out
@@ -102,8 +93,11 @@ def write_summary(experiment_dir: Path, manifest: dict[str, Any], best_by: list[
     for row in rows:
         columns += [k for k in row if k not in columns]
     table = pa.table({c: _column([_cell(row.get(c)) for row in rows]) for c in columns})
-    pq.write_table(table, experiment_dir / "summary.parquet", compression="zstd")
-    pacsv.write_csv(table, experiment_dir / "summary.csv")
+    parquet, csv = pa.BufferOutputStream(), pa.BufferOutputStream()
+    pq.write_table(table, parquet, compression="zstd")
+    pacsv.write_csv(table, csv)
+    atomic_write(experiment_dir / "summary.parquet", parquet.getvalue().to_pybytes())
+    atomic_write(experiment_dir / "summary.csv", csv.getvalue().to_pybytes())
     c = counts(manifest)
     # Deterministic for a given set of results: no executed-vs-cached split, no timing.
     summary = {
@@ -113,7 +107,7 @@ def write_summary(experiment_dir: Path, manifest: dict[str, Any], best_by: list[
         "best": best_runs(rows, best_by),
         "overfitting": overfitting(rows),
     }
-    (experiment_dir / "summary.json").write_text(dumps(summary))
+    write_json(experiment_dir / "summary.json", summary)
     return summary
 
 

@@ -18,33 +18,35 @@ ids, every IS grid result) and ``walkforward.csv`` (one row per fold). A side-by
 from __future__ import annotations
 
 import argparse
-import copy
 import csv
+import dataclasses
 import io
 import json
-import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-from omegaconf import DictConfig, OmegaConf
+from typing import TYPE_CHECKING, Any
 
 from hftlab.errors import ConfigError
-from hftlab.sweep.summary import override_value, rankable
-from hftlab.sweep.walkforward_plan import Fold as Fold  # re-exported
+from hftlab.files import atomic_write, write_json
+from hftlab.ranking import Goal, best_index, goal, rankable
+from hftlab.sweep.project import project_dir, shown
+from hftlab.sweep.summary import override_value
 from hftlab.sweep.walkforward_plan import (
-    _first_lines,
+    Fold,
     check_overrides,
-    choose,
     format_duration,
     grid_points,
-    iso,
     make_folds,
     parse_duration,
-    parse_time,
 )
+from hftlab.times import iso, to_ns
+
+if TYPE_CHECKING:
+    from hftlab.run.schema import RunConfig
+
+__all__ = ["Fold", "build_parser", "format_duration", "main", "make_folds", "parse_duration", "windowed"]
 
 RESULTS_JSON = "walkforward.json"
 RESULTS_CSV = "walkforward.csv"
@@ -112,48 +114,39 @@ class _Run:
 
 
 class _Runner:
-    """Runs composed configs on windows through ``execute`` and reads the chosen metric."""
+    """Runs checked run configs on windows (:func:`~hftlab.run.execute.execute`) and reads the chosen metric."""
 
-    def __init__(self, project: Path, metric: str, metric_spec: str) -> None:
+    def __init__(self, project: Path, metric: Goal, metric_spec: str) -> None:
         self.project = project
-        self.metric = metric
+        self.metric = metric.metric
         self.metric_spec = metric_spec
         self.executed = 0
         self.cached = 0
 
-    def run(self, cfg: DictConfig, start: int, end: int, label: str) -> _Run:
-        from hftlab.run.execute import execute
-        from hftlab.sweep.app import _shown, job_config
+    def run(self, config: RunConfig, start: int, end: int, label: str) -> _Run:
+        from hftlab.run.execute import execute, prepare
 
-        windowed = copy.deepcopy(cfg)
-        OmegaConf.update(windowed, "dataset.start", iso(start), merge=False)
-        OmegaConf.update(windowed, "dataset.end", iso(end), merge=False)
-        result = execute(job_config(windowed), self.project)
+        result = execute(prepare(windowed(config, start, end), self.project))
         if result.cached:
             self.cached += 1
         else:
             self.executed += 1
         detail = "cached (complete results exist)" if result.cached else "done"
-        print(f"run {result.run_id}: {detail}: {_shown(result.path)} [{label}]", flush=True)
+        print(f"run {result.run_id}: {detail}: {shown(result.path)} [{label}]", flush=True)
         metrics = json.loads(result.metrics_path.read_text())
         if self.metric not in metrics:
             known = ", ".join(sorted(metrics))
-            raise ValueError(
+            raise ConfigError(
                 f"--metric {self.metric_spec}: no metric {self.metric!r} in the results (run {result.run_id}); "
                 f"metrics: {known}"
             )
         return _Run(result.run_id, rankable(metrics[self.metric]), result.cached)
 
 
-def _compose(overrides: list[str]) -> DictConfig:
-    from hydra import compose
-    from hydra.errors import HydraException
-    from omegaconf.errors import OmegaConfBaseException
-
-    try:
-        return compose(config_name="config", overrides=overrides)
-    except (HydraException, OmegaConfBaseException) as exc:
-        raise ConfigError(f"{_first_lines(exc)} [overrides: {' '.join(overrides)}]") from None
+def windowed(config: RunConfig, start: int, end: int) -> RunConfig:
+    """``config`` on the dataset window ``[start, end)``."""
+    dataset = dataclasses.replace(config.dataset, start=iso(start), end=iso(end))
+    return dataclasses.replace(config, dataset=dataset)
 
 
 def _params(point: list[str]) -> dict[str, Any]:
@@ -164,141 +157,151 @@ def _params(point: list[str]) -> dict[str, Any]:
     return out
 
 
-def main(argv: list[str]) -> int:
-    """``hftlab walkforward``: exit 0 when every fold has a chosen point, 1 when some has none, 2 on errors."""
-    from hydra import initialize_config_dir
+@dataclass(frozen=True)
+class _Plan:
+    """What a walk-forward runs: every grid point's config, the folds and the metric that chooses."""
 
-    from hftlab.run.results import dumps
-    from hftlab.run.schema import register_configs, typed_config
+    args: argparse.Namespace
+    project: Path
+    points: list[list[str]]
+    configs: list[RunConfig]
+    start: int
+    end: int
+    step: int
+    folds: list[Fold]
+    goal: Goal
+
+    @property
+    def exp_dir(self) -> Path:
+        return self.project / self.configs[0].output.results_dir / self.args.name
+
+
+def _plan(args: argparse.Namespace) -> _Plan:
+    """Check the arguments, compose and check every grid point's config, resolve the window, make folds."""
     from hftlab.storage.catalog import Catalog
     from hftlab.storage.schema import check_name
-    from hftlab.sweep.app import PROJECT_ENV, _shown, job_config, project_dir
+    from hftlab.sweep.app import compose_runs
 
-    parser = build_parser()
-    try:
-        args = parser.parse_intermixed_args(_join_negative_metric(argv))
-    except SystemExit as exc:  # argparse printed usage and the error (naming the option), or --help
-        return int(exc.code) if isinstance(exc.code, int) else 2
     step = args.step if args.step is not None else args.test
     check_name("--name", args.name)
-    metric_spec = str(args.metric)
-    lower = metric_spec.startswith("-")
-    metric = metric_spec[1:] if lower else metric_spec
-    if not metric:
-        raise ValueError(f"--metric {metric_spec!r}: give a metric name, e.g. net_pnl or -max_drawdown")
+    metric = goal(str(args.metric), "--metric")
     check_overrides(args.overrides)
     points = grid_points(args.grid)
-
     project = project_dir()
-    conf = project / "conf"
-    if not conf.is_dir():
-        raise ConfigError(f"no conf/ in {project} (run from the project directory or set ${PROJECT_ENV})")
-    register_configs(project / "strategies")
     common = [*args.overrides, f"experiment_name={args.name}"]
-    with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
-        base = _compose(common)
-        configs = [_compose([*args.overrides, *point, f"experiment_name={args.name}"]) for point in points]
-
+    # Every grid point must be a valid run configuration before anything runs (errors name the key).
+    base, *configs = compose_runs([common] + [[*args.overrides, *p, f"experiment_name={args.name}"] for p in points])
     # The window: --start/--end, else the dataset's whole range ([first event, last event + 1 ns)).
     ds = base.dataset
-    dataset = Catalog(project / str(ds.root)).resolve(str(ds.id), None if ds.version is None else str(ds.version))
-    start = parse_time("--start", args.start) if args.start else dataset.manifest.start_ns
-    end = parse_time("--end", args.end) if args.end else dataset.manifest.end_ns + 1
+    dataset = Catalog(project / ds.root).resolve(ds.id, ds.version)
+    start = to_ns(args.start, "--start") if args.start else dataset.manifest.start_ns
+    end = to_ns(args.end, "--end") if args.end else dataset.manifest.end_ns + 1
     if end <= start:
-        raise ValueError(f"--end {iso(end)} is not after --start {iso(start)}")
+        raise ConfigError(f"--end {iso(end)} is not after --start {iso(start)}")
     folds = make_folds(start, end, args.train, args.test, step)
     if not folds:
-        raise ValueError(
+        raise ConfigError(
             f"window too short for one fold: --train {format_duration(args.train)} "
             f"+ --test {format_duration(args.test)} "
             f"= {format_duration(args.train + args.test)}, but the window --start {iso(start)} .. --end {iso(end)} "
             f"is {format_duration(end - start)}"
         )
-    # Every grid point must be a valid run configuration before anything runs (errors name the key).
-    for cfg in configs:
-        windowed = copy.deepcopy(cfg)
-        OmegaConf.update(windowed, "dataset.start", iso(folds[0].is_start), merge=False)
-        OmegaConf.update(windowed, "dataset.end", iso(folds[0].is_end), merge=False)
-        typed_config(job_config(windowed), project / "strategies")
+    return _Plan(args, project, points, configs, start, end, step, folds, metric)
 
-    exp_dir = project / str(base.output.results_dir) / args.name
-    total = len(folds) * (len(points) + 1)
+
+def _run_fold(plan: _Plan, fold: Fold, runner: _Runner) -> dict[str, Any]:
+    """Every grid point in-sample, then the best one out-of-sample: the fold's row of walkforward.json."""
+    points = plan.points
+    is_runs = [
+        runner.run(cfg, fold.is_start, fold.is_end, f"fold {fold.index} in-sample: {' '.join(point) or '(defaults)'}")
+        for cfg, point in zip(plan.configs, points, strict=True)
+    ]
+    best = best_index([r.metric for r in is_runs], plan.goal.lower)
+    row: dict[str, Any] = {
+        "fold": fold.index,
+        "is_start": iso(fold.is_start),
+        "is_end": iso(fold.is_end),
+        "oos_start": iso(fold.oos_start),
+        "oos_end": iso(fold.oos_end),
+        "is_results": [
+            {"index": i, "overrides": point, "params": _params(point), "run_id": r.run_id, "metric": r.metric}
+            for i, (point, r) in enumerate(zip(points, is_runs, strict=True))
+        ],
+        "chosen": None,
+        "is_metric": None,
+        "oos_metric": None,
+        "is_run_id": None,
+        "oos_run_id": None,
+    }
+    if best is None:
+        print(f"fold {fold.index}: no in-sample run has a finite {plan.goal.metric}: nothing chosen", file=sys.stderr)
+        return row
+    label = f"fold {fold.index} out-of-sample: {' '.join(points[best]) or '(defaults)'}"
+    oos = runner.run(plan.configs[best], fold.oos_start, fold.oos_end, label)
+    row.update(
+        chosen={"index": best, "overrides": points[best], "params": _params(points[best])},
+        is_metric=is_runs[best].metric,
+        oos_metric=oos.metric,
+        is_run_id=is_runs[best].run_id,
+        oos_run_id=oos.run_id,
+    )
+    return row
+
+
+def _result(plan: _Plan, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The content of walkforward.json."""
+    args = plan.args
+    return {
+        "experiment": args.name,
+        "metric": plan.goal.metric,
+        "goal": plan.goal.word,
+        "window": {"start": iso(plan.start), "end": iso(plan.end)},
+        "train": format_duration(args.train),
+        "test": format_duration(args.test),
+        "step": format_duration(plan.step),
+        "train_ns": args.train,
+        "test_ns": args.test,
+        "step_ns": plan.step,
+        "overrides": list(args.overrides),
+        "grid": list(args.grid),
+        "points": plan.points,
+        "folds": rows,
+        "summary": _summary(rows),
+    }
+
+
+def main(argv: list[str]) -> int:
+    """``hftlab walkforward``: exit 0 when every fold has a chosen point, 1 when some has none, 2 on errors."""
+    try:
+        args = build_parser().parse_intermixed_args(_join_negative_metric(argv))
+    except SystemExit as exc:  # argparse printed usage and the error (naming the option), or --help
+        return int(exc.code) if isinstance(exc.code, int) else 2
+    plan = _plan(args)
+    points, folds = plan.points, plan.folds
     print(
-        f"walkforward {args.name}: {len(folds)} folds x ({len(points)} in-sample + 1 out-of-sample) = {total} runs, "
-        f"window {iso(start)} .. {iso(end)}, train {format_duration(args.train)}, test {format_duration(args.test)}, "
-        f"step {format_duration(step)}, metric {metric_spec}",
+        f"walkforward {args.name}: {len(folds)} folds x ({len(points)} in-sample + 1 out-of-sample) = "
+        f"{len(folds) * (len(points) + 1)} runs, window {iso(plan.start)} .. {iso(plan.end)}, "
+        f"train {format_duration(args.train)}, test {format_duration(args.test)}, "
+        f"step {format_duration(plan.step)}, metric {args.metric}",
         flush=True,
     )
-    runner = _Runner(project, metric, metric_spec)
-    fold_rows: list[dict[str, Any]] = []
-    for fold in folds:
-        is_runs = [
-            runner.run(
-                cfg, fold.is_start, fold.is_end, f"fold {fold.index} in-sample: {' '.join(point) or '(defaults)'}"
-            )
-            for cfg, point in zip(configs, points, strict=True)
-        ]
-        best = choose([r.metric for r in is_runs], lower)
-        row: dict[str, Any] = {
-            "fold": fold.index,
-            "is_start": iso(fold.is_start),
-            "is_end": iso(fold.is_end),
-            "oos_start": iso(fold.oos_start),
-            "oos_end": iso(fold.oos_end),
-            "is_results": [
-                {"index": i, "overrides": point, "params": _params(point), "run_id": r.run_id, "metric": r.metric}
-                for i, (point, r) in enumerate(zip(points, is_runs, strict=True))
-            ],
-            "chosen": None,
-            "is_metric": None,
-            "oos_metric": None,
-            "is_run_id": None,
-            "oos_run_id": None,
-        }
-        if best is None:
-            print(f"fold {fold.index}: no in-sample run has a finite {metric}: nothing chosen", file=sys.stderr)
-        else:
-            label = f"fold {fold.index} out-of-sample: {' '.join(points[best]) or '(defaults)'}"
-            oos = runner.run(configs[best], fold.oos_start, fold.oos_end, label)
-            row.update(
-                chosen={"index": best, "overrides": points[best], "params": _params(points[best])},
-                is_metric=is_runs[best].metric,
-                oos_metric=oos.metric,
-                is_run_id=is_runs[best].run_id,
-                oos_run_id=oos.run_id,
-            )
-        fold_rows.append(row)
-
+    runner = _Runner(plan.project, plan.goal, str(args.metric))
+    rows = [_run_fold(plan, fold, runner) for fold in folds]
     param_keys: list[str] = []
     for point in points:
         param_keys += [k for k in _params(point) if k not in param_keys]
-    result = {
-        "experiment": args.name,
-        "metric": metric,
-        "goal": "min" if lower else "max",
-        "window": {"start": iso(start), "end": iso(end)},
-        "train": format_duration(args.train),
-        "test": format_duration(args.test),
-        "step": format_duration(step),
-        "train_ns": args.train,
-        "test_ns": args.test,
-        "step_ns": step,
-        "overrides": list(args.overrides),
-        "grid": list(args.grid),
-        "points": points,
-        "folds": fold_rows,
-        "summary": _summary(fold_rows),
-    }
+    result = _result(plan, rows)
+    exp_dir = plan.exp_dir
     exp_dir.mkdir(parents=True, exist_ok=True)
-    _write_atomic(exp_dir / RESULTS_JSON, dumps(result))
-    _write_atomic(exp_dir / RESULTS_CSV, _csv(fold_rows, param_keys, metric))
-    print(_table(fold_rows, metric_spec, result["summary"]))
+    write_json(exp_dir / RESULTS_JSON, result)
+    atomic_write(exp_dir / RESULTS_CSV, _csv(rows, param_keys, plan.goal.metric))
+    print(_table(rows, str(args.metric), result["summary"]))
     print(
         f"walkforward {args.name}: {len(folds)} folds, {runner.executed + runner.cached} runs: "
-        f"{runner.executed} executed, {runner.cached} cached; results in {_shown(exp_dir / RESULTS_JSON)}, "
-        f"{_shown(exp_dir / RESULTS_CSV)}"
+        f"{runner.executed} executed, {runner.cached} cached; results in {shown(exp_dir / RESULTS_JSON)}, "
+        f"{shown(exp_dir / RESULTS_CSV)}"
     )
-    return 1 if any(r["chosen"] is None for r in fold_rows) else 0
+    return 1 if any(r["chosen"] is None for r in rows) else 0
 
 
 # --------------------------------------------------------------------------------------------- outputs
@@ -392,9 +395,3 @@ def _table(rows: list[dict[str, Any]], metric_spec: str, summary: dict[str, Any]
         ).rstrip()
 
     return "\n".join([line(header), line(["-" * w for w in widths]), *(line(b) for b in body)])
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)

@@ -1,8 +1,8 @@
 """Walk-forward planning (:mod:`hftlab.sweep.walkforward`): the pure parts, no runs and no files.
 
-Durations and times (parsing and canonical text), the grid points and the checks of the overrides (with
-Hydra's override parser), the rolling folds, and the choice of the best in-sample value. The public names
-are re-exported by :mod:`hftlab.sweep.walkforward`.
+Durations (parsing and canonical text), the grid points and the checks of the overrides (with Hydra's
+override parser) and the rolling folds. The public names are re-exported by :mod:`hftlab.sweep.walkforward`;
+the in-sample choice is :func:`hftlab.ranking.best_index`, the rule every chooser uses.
 """
 
 from __future__ import annotations
@@ -13,6 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
+
+from hftlab.errors import ConfigError
+from hftlab.sweep.grid import expand, parse
 
 #: Nanoseconds per duration unit (longest suffixes first in the pattern below).
 _UNITS_NS = {
@@ -70,95 +73,41 @@ def format_duration(ns: int) -> str:
     return "".join(parts) or "0s"
 
 
-def parse_time(option: str, text: str) -> int:
-    """``--start``/``--end``: ISO-8601 UTC, or integer nanoseconds since the epoch."""
-    from hftlab.feed import to_ns
-
-    s = text.strip()
-    if re.fullmatch(r"-?\d{5,}", s):  # integer ns (a bare 4-digit number is a year in ISO-8601)
-        return int(s)
-    try:
-        ns = to_ns(s)
-    except ValueError:
-        ns = None
-    if ns is None:
-        raise ValueError(f"{option} {text!r}: not an ISO-8601 UTC time (e.g. 2024-01-01T00:30) or integer ns")
-    return ns
-
-
-def iso(ns: int) -> str:
-    """ISO-8601 UTC with the fraction of a second only where needed: ``2024-01-01T00:20:00Z``."""
-    import numpy as np
-
-    text = str(np.datetime64(int(ns), "ns"))
-    if "." in text:
-        text = text.rstrip("0").rstrip(".")
-    return text + "Z"
-
-
 def _override_key(override: Any) -> str:
     return str(override.get_key_element()).lstrip("+~")
 
 
 def grid_points(grid: Sequence[str]) -> list[list[str]]:
     """Every grid point's overrides (the Cartesian product, in Hydra's basic-sweeper order)."""
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-    from hydra.errors import HydraException
-
     if not grid:
         return [[]]
-    try:
-        parsed = OverridesParser.create().parse_overrides(list(grid))
-    except HydraException as exc:
-        raise ValueError(f"--grid: {_first_lines(exc)}") from None
+    parsed = parse(list(grid), what="--grid")
     seen: set[str] = set()
     for override, text in zip(parsed, grid, strict=True):
         key = _override_key(override)
         if key.startswith("hydra") or key in _RESERVED or key in _DATASET_KEYS:
-            raise ValueError(
+            raise ConfigError(
                 f"--grid {text!r}: {key} cannot be swept in a walk-forward (one dataset; the window and results "
                 "folder come from --start/--end/--train/--test/--step/--name)"
             )
         if key in seen:
-            raise ValueError(f"--grid {text!r}: {key} is given twice")
+            raise ConfigError(f"--grid {text!r}: {key} is given twice")
         seen.add(key)
-    try:
-        batches = BasicSweeper.split_arguments(parsed, None)
-    except HydraException as exc:
-        raise ValueError(f"--grid: {_first_lines(exc)}") from None
-    return [list(job) for batch in batches for job in batch]
+    return expand(list(grid), what="--grid")
 
 
 def check_overrides(overrides: Sequence[str]) -> None:
     """Overrides applied to every run: plain values only (sweeps belong in --grid), no reserved keys."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-    from hydra.errors import HydraException
-
-    try:
-        parsed = OverridesParser.create().parse_overrides(list(overrides))
-    except HydraException as exc:
-        raise ValueError(f"overrides: {_first_lines(exc)}") from None
+    parsed = parse(list(overrides), what="overrides")
     for override, text in zip(parsed, overrides, strict=True):
         key = _override_key(override)
         if override.is_sweep_override():
-            raise ValueError(f"override {text!r} is a sweep: give swept parameters with --grid {text}")
+            raise ConfigError(f"override {text!r} is a sweep: give swept parameters with --grid {text}")
         if key in _RESERVED:
             option = {"dataset.start": "--start", "dataset.end": "--end", "experiment_name": "--name"}[key]
-            raise ValueError(f"override {text!r}: the walk-forward sets {key} itself; use {option}")
+            raise ConfigError(f"override {text!r}: the walk-forward sets {key} itself; use {option}")
         if key.startswith("hydra"):
-            raise ValueError(f"override {text!r}: Hydra's own settings do not apply to a walk-forward")
-
-
-def _first_lines(exc: BaseException) -> str:
-    """The message of an exception (one line), with its cause's where Hydra keeps the detail there."""
-    text = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
-    cause = exc.__cause__
-    if cause is not None and str(cause).strip():
-        detail = str(cause).strip().splitlines()[0]
-        if detail not in text:
-            text = f"{text}: {detail}"
-    return text
+            raise ConfigError(f"override {text!r}: Hydra's own settings do not apply to a walk-forward")
 
 
 # --------------------------------------------------------------------------------------------- folds
@@ -182,22 +131,3 @@ def make_folds(start: int, end: int, train: int, test: int, step: int) -> list[F
         folds.append(Fold(k, s, s + train, s + train, s + train + test))
         k += 1
     return folds
-
-
-# --------------------------------------------------------------------------------------------- choosing
-
-
-def choose(values: Sequence[float | None], lower: bool) -> int | None:
-    """Index of the best value (``lower``: the smallest); ties: the first; None values never chosen."""
-    best: int | None = None
-    for i, v in enumerate(values):
-        if v is None:
-            continue
-        if best is None:
-            best = i
-            continue
-        b = values[best]
-        assert b is not None
-        if (v < b) if lower else (v > b):
-            best = i
-    return best

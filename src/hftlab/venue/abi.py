@@ -27,9 +27,8 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from hftlab.feed import EVENT_DTYPE
+from hftlab.hftbacktest_types import BUY, EVENT_DTYPE, LIMIT
 from hftlab.jit import PYTHON_MODE, engine_jit
-from hftlab.venue.constants import BUY, LIMIT
 
 #: hftbacktest's order record (``hftbacktest.types.order_dtype``, aligned like the Rust struct).
 ORDER_DTYPE = np.dtype(

@@ -1,114 +1,128 @@
 """Simulated Venue configuration: every hftbacktest model choice, typed and checked before a run.
 
-These dataclasses are also the Hydra structured-config schemas of the ``venue`` group, so plain
-types only (str/int/float/bool); allowed string values are listed and checked in ``validate()``.
+Frozen dataclasses, also the Hydra structured-config schemas of the ``venue`` group: model choices are
+enums (written as their values), ranges are stated on each field (:mod:`hftlab.checks`).
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field
-from typing import Any
+import enum
+from dataclasses import dataclass, field, replace
 
+from hftlab.checks import ranged
 from hftlab.errors import ConfigError
-
-LATENCY_MODELS = ("constant", "interpolated", "feed_derived")
-QUEUE_MODELS = ("risk_averse", "power_prob", "log_prob", "l3_fifo")
-EXCHANGE_MODELS = ("no_partial_fill", "partial_fill")
-FEE_MODELS = ("value", "qty", "flat")
-DEPTH_IMPLEMENTATIONS = ("hashmap", "roi_vector")
+from hftlab.storage.schema import Instrument
 
 
-def _choice(key: str, value: str, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        raise ConfigError(f"{key}: {value!r} is not one of {list(allowed)}")
+class LatencyModel(enum.StrEnum):
+    """How order latency is modelled (:class:`LatencyConfig`)."""
+
+    constant = "constant"
+    interpolated = "interpolated"
+    feed_derived = "feed_derived"
 
 
-def _number(key: str, value: Any, *, minimum: float | None = None, exclusive: bool = False) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ConfigError(f"{key}: must be a finite number, got {value!r}")
-    if minimum is not None and (value <= minimum if exclusive else value < minimum):
-        raise ConfigError(f"{key}: must be {'>' if exclusive else '>='} {minimum}, got {value!r}")
+class QueueModel(enum.StrEnum):
+    """Where a resting order stands in the queue at its price level."""
+
+    risk_averse = "risk_averse"
+    power_prob = "power_prob"
+    log_prob = "log_prob"
+    l3_fifo = "l3_fifo"
 
 
-@dataclass
+class ExchangeModel(enum.StrEnum):
+    """Whether a resting order can fill partly."""
+
+    no_partial_fill = "no_partial_fill"
+    partial_fill = "partial_fill"
+
+
+class FeeModel(enum.StrEnum):
+    """What fees are charged on: traded value, quantity, or a flat amount per fill."""
+
+    value = "value"
+    qty = "qty"
+    flat = "flat"
+
+
+class DepthImplementation(enum.StrEnum):
+    """hftbacktest's market-depth structure."""
+
+    hashmap = "hashmap"
+    roi_vector = "roi_vector"
+
+
+@dataclass(frozen=True)
 class LatencyConfig:
     """Order latency. ``constant``: fixed entry/response ns. ``interpolated``: hftbacktest's
     IntpOrderLatency over a ``.npz`` of (req_ts, exch_ts, resp_ts). ``feed_derived``: entry =
     entry_mul × feed latency + entry_ns (response likewise), the feed latency resampled every
     ``resample_ns`` from the fed events (hftbacktest's ``generate_order_latency`` model)."""
 
-    model: str = "constant"
-    entry_ns: int = 1_000_000
-    response_ns: int = 1_000_000
-    entry_mul: float = 1.0
-    response_mul: float = 1.0
-    resample_ns: int = 1_000_000_000
+    model: LatencyModel = LatencyModel.constant
+    entry_ns: int = ranged(1_000_000, ge=0)
+    response_ns: int = ranged(1_000_000, ge=0)
+    entry_mul: float = ranged(1.0, ge=0)
+    response_mul: float = ranged(1.0, ge=0)
+    resample_ns: int = ranged(1_000_000_000, gt=0)
     path: str = ""  #: order-latency .npz for ``interpolated`` (relative to the working directory)
 
-    def validate(self, prefix: str = "venue.latency") -> None:
-        _choice(f"{prefix}.model", self.model, LATENCY_MODELS)
-        for name in ("entry_ns", "response_ns", "entry_mul", "response_mul"):
-            _number(f"{prefix}.{name}", getattr(self, name), minimum=0)
-        _number(f"{prefix}.resample_ns", self.resample_ns, minimum=0, exclusive=True)
-        if self.model == "interpolated" and not self.path:
+    def check_invariants(self, prefix: str) -> None:
+        if self.model == LatencyModel.interpolated and not self.path:
             raise ConfigError(f"{prefix}.path: required when {prefix}.model is 'interpolated'")
 
 
-@dataclass
+@dataclass(frozen=True)
 class QueueConfig:
     """Queue position model: ``risk_averse``, ``power_prob`` (with ``exponent``), ``log_prob``, ``l3_fifo``."""
 
-    model: str = "risk_averse"
-    exponent: float = 2.0
-
-    def validate(self, prefix: str = "venue.queue") -> None:
-        _choice(f"{prefix}.model", self.model, QUEUE_MODELS)
-        _number(f"{prefix}.exponent", self.exponent, minimum=0, exclusive=True)
+    model: QueueModel = QueueModel.risk_averse
+    exponent: float = ranged(2.0, gt=0)
 
 
-@dataclass
+@dataclass(frozen=True)
 class FeeConfig:
     """Fees: ``value`` (rate × traded value), ``qty`` (rate × quantity) or ``flat`` (per trade).
     Negative = rebate."""
 
-    model: str = "value"
-    maker: float = -0.00005
-    taker: float = 0.0007
-
-    def validate(self, prefix: str = "venue.fees") -> None:
-        _choice(f"{prefix}.model", self.model, FEE_MODELS)
-        _number(f"{prefix}.maker", self.maker)
-        _number(f"{prefix}.taker", self.taker)
+    model: FeeModel = FeeModel.value
+    maker: float = ranged(-0.00005)
+    taker: float = ranged(0.0007)
 
 
-@dataclass
+@dataclass(frozen=True)
 class VenueConfig:
     """The Simulated Venue. ``tick_size``/``lot_size``/``contract_*`` of 0/"" take the dataset's
     instrument values; the run definition stores the resolved values."""
 
     latency: LatencyConfig = field(default_factory=LatencyConfig)
     queue: QueueConfig = field(default_factory=QueueConfig)
-    exchange: str = "no_partial_fill"
+    exchange: ExchangeModel = ExchangeModel.no_partial_fill
     fees: FeeConfig = field(default_factory=FeeConfig)
-    depth: str = "roi_vector"
+    depth: DepthImplementation = DepthImplementation.roi_vector
     #: ROI vector bounds around the data's price range, as a fraction of that range's mid price.
-    roi_margin: float = 0.05
-    tick_size: float = 0.0
-    lot_size: float = 0.0
-    contract_type: str = ""
-    contract_size: float = 0.0
-    last_trades_capacity: int = 1024
+    roi_margin: float = ranged(0.05, ge=0)
+    tick_size: float = ranged(0.0, ge=0)
+    lot_size: float = ranged(0.0, ge=0)
+    contract_type: str = ranged("", choices=("", "linear", "inverse"))
+    contract_size: float = ranged(0.0, ge=0)
+    last_trades_capacity: int = ranged(1024, ge=1)
 
-    def validate(self, prefix: str = "venue") -> None:
-        self.latency.validate(f"{prefix}.latency")
-        self.queue.validate(f"{prefix}.queue")
-        self.fees.validate(f"{prefix}.fees")
-        _choice(f"{prefix}.exchange", self.exchange, EXCHANGE_MODELS)
-        _choice(f"{prefix}.depth", self.depth, DEPTH_IMPLEMENTATIONS)
-        _number(f"{prefix}.roi_margin", self.roi_margin, minimum=0)
-        for name in ("tick_size", "lot_size", "contract_size"):
-            _number(f"{prefix}.{name}", getattr(self, name), minimum=0)
-        if self.contract_type:
-            _choice(f"{prefix}.contract_type", self.contract_type, ("linear", "inverse"))
-        _number(f"{prefix}.last_trades_capacity", self.last_trades_capacity, minimum=1)
+    @property
+    def is_resolved(self) -> bool:
+        """Whether every instrument-dependent field holds a value."""
+        return bool(self.tick_size and self.lot_size and self.contract_type and self.contract_size)
+
+    def resolve(self, instrument: Instrument) -> VenueConfig:
+        """This config with the instrument-dependent fields left at 0/"" taken from the dataset's instrument
+        (itself when nothing is left to fill)."""
+        if self.is_resolved:
+            return self
+        return replace(
+            self,
+            tick_size=self.tick_size or instrument.tick_size,
+            lot_size=self.lot_size or instrument.lot_size,
+            contract_type=self.contract_type or instrument.contract_type,
+            contract_size=self.contract_size or instrument.contract_size,
+        )

@@ -9,37 +9,24 @@ on a second call).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+import enum
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
 from hftlab.errors import ConfigError
-from hftlab.feed import EVENT_DTYPE, FeedData
-from hftlab.storage.schema import Instrument
+from hftlab.feed import FeedData
+from hftlab.hftbacktest_types import BOOK_KINDS, EVENT_DTYPE, EXCH_EVENT, KIND_MASK, LOCAL_EVENT
 from hftlab.venue import abi
 from hftlab.venue.abi import Backtest
-from hftlab.venue.config import VenueConfig
-from hftlab.venue.constants import BOOK_KINDS, EXCH_EVENT, KIND_MASK, LOCAL_EVENT
+from hftlab.venue.config import ExchangeModel, FeeModel, LatencyModel, QueueModel, VenueConfig
 
 #: hftbacktest's order-latency record (hftbacktest.data.utils.feed_order_latency.order_latency_dtype).
 ORDER_LATENCY_DTYPE = np.dtype([("req_ts", "i8"), ("exch_ts", "i8"), ("resp_ts", "i8"), ("_padding", "i8")], align=True)
 EXCH_LOCAL = EXCH_EVENT | LOCAL_EVENT
-
-
-def resolve_venue(config: VenueConfig, instrument: Instrument) -> VenueConfig:
-    """Fill the instrument-dependent fields left at 0/"" from the dataset's instrument; validate."""
-    resolved = replace(
-        config,
-        tick_size=config.tick_size or instrument.tick_size,
-        lot_size=config.lot_size or instrument.lot_size,
-        contract_type=config.contract_type or instrument.contract_type,
-        contract_size=config.contract_size or instrument.contract_size,
-    )
-    resolved.validate()
-    return resolved
 
 
 def feed_derived_latency(events: np.ndarray, config: VenueConfig) -> np.ndarray:
@@ -89,7 +76,7 @@ class SimulatedVenue:
     object in hftbacktest's own API, for the plain reference loop)."""
 
     def __init__(self, fed: FeedData, config: VenueConfig) -> None:
-        self.config = resolve_venue(config, fed.dataset.manifest.instrument)
+        self.config = config.resolve(fed.dataset.manifest.instrument)
         self.arrays = VenueArrays(
             events=np.ascontiguousarray(fed.events, dtype=EVENT_DTYPE),
             initial_snapshot=np.ascontiguousarray(fed.initial_snapshot, dtype=EVENT_DTYPE),
@@ -101,6 +88,7 @@ class SimulatedVenue:
         self._closed = False
 
     def _asset(self) -> Any:
+        """hftbacktest's asset for the resolved config (its model choices, each an enum value)."""
         from hftbacktest import BacktestAsset
 
         cfg, arrays = self.config, self.arrays
@@ -112,31 +100,38 @@ class SimulatedVenue:
         else:
             asset = asset.linear_asset(cfg.contract_size)
         lat = cfg.latency
-        if lat.model == "constant":
-            asset = asset.constant_order_latency(lat.entry_ns, lat.response_ns)
-        else:
-            if lat.model == "interpolated":
+        match _choice(LatencyModel, lat.model, "venue.latency.model"):
+            case LatencyModel.constant:
+                asset = asset.constant_order_latency(lat.entry_ns, lat.response_ns)
+            case LatencyModel.interpolated:
                 arrays.order_latency = _load_order_latency(Path(lat.path))
-            else:
+                asset = asset.intp_order_latency(arrays.order_latency)
+            case LatencyModel.feed_derived:
                 arrays.order_latency = feed_derived_latency(arrays.events, cfg)
-            asset = asset.intp_order_latency(arrays.order_latency)
+                asset = asset.intp_order_latency(arrays.order_latency)
         q = cfg.queue
-        if q.model == "risk_averse":
-            asset = asset.risk_adverse_queue_model()
-        elif q.model == "power_prob":
-            asset = asset.power_prob_queue_model(q.exponent)
-        elif q.model == "log_prob":
-            asset = asset.log_prob_queue_model()
-        else:
-            asset = asset.l3_fifo_queue_model()
-        asset = asset.partial_fill_exchange() if cfg.exchange == "partial_fill" else asset.no_partial_fill_exchange()
+        match _choice(QueueModel, q.model, "venue.queue.model"):
+            case QueueModel.risk_averse:
+                asset = asset.risk_adverse_queue_model()
+            case QueueModel.power_prob:
+                asset = asset.power_prob_queue_model(q.exponent)
+            case QueueModel.log_prob:
+                asset = asset.log_prob_queue_model()
+            case QueueModel.l3_fifo:
+                asset = asset.l3_fifo_queue_model()
+        match _choice(ExchangeModel, cfg.exchange, "venue.exchange"):
+            case ExchangeModel.partial_fill:
+                asset = asset.partial_fill_exchange()
+            case ExchangeModel.no_partial_fill:
+                asset = asset.no_partial_fill_exchange()
         f = cfg.fees
-        if f.model == "value":
-            asset = asset.trading_value_fee_model(f.maker, f.taker)
-        elif f.model == "qty":
-            asset = asset.trading_qty_fee_model(f.maker, f.taker)
-        else:
-            asset = asset.flat_per_trade_fee_model(f.maker, f.taker)
+        match _choice(FeeModel, f.model, "venue.fees.model"):
+            case FeeModel.value:
+                asset = asset.trading_value_fee_model(f.maker, f.taker)
+            case FeeModel.qty:
+                asset = asset.trading_qty_fee_model(f.maker, f.taker)
+            case FeeModel.flat:
+                asset = asset.flat_per_trade_fee_model(f.maker, f.taker)
         asset = asset.tick_size(cfg.tick_size).lot_size(cfg.lot_size).last_trades_capacity(cfg.last_trades_capacity)
         if cfg.depth == "roi_vector":
             lo, hi = roi_bounds(arrays.events, arrays.initial_snapshot, cfg.roi_margin)
@@ -169,6 +164,18 @@ class SimulatedVenue:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+
+E = TypeVar("E", bound=enum.StrEnum)
+
+
+def _choice(kind: type[E], value: str, key: str) -> E:
+    """``value`` as a member of ``kind``; a config built in Python without :func:`hftlab.checks.check` may
+    hold any string, so an unknown one is refused here rather than taken for another model."""
+    try:
+        return kind(value)
+    except ValueError:
+        raise ConfigError(f"{key}: {value!r} is not one of {', '.join(kind)}") from None
 
 
 def _load_order_latency(path: Path) -> np.ndarray:

@@ -4,7 +4,7 @@ Conventions: PnL in the account currency; ``fees`` > 0 is a cost, < 0 a rebate; 
 to the configured ``capital``; a metric that cannot be computed (no fills, no variance) is None.
 Sharpe and Sortino use equity sampled every ``sample_interval_ns`` of event time and are reported per
 interval and annualized over 365 days (``sqrt(365 d / interval)``); the interval is in the output.
-``psr`` is the Probabilistic Sharpe Ratio against zero (:mod:`hftlab.analysis.overfitting`).
+``psr`` is the Probabilistic Sharpe Ratio against zero (:mod:`hftlab.metrics.overfitting`).
 Markouts: ``side × (mid(t + h) − fill price)`` for each fill at local time ``t`` (positive = the market
 moved our way, negative = adverse selection), with ``mid`` from the state series (last sample at or
 before ``t + h``); fills whose horizon passes the end of the data are left out.
@@ -13,11 +13,39 @@ before ``t + h``); fills whose horizon passes the end of the data are left out.
 from __future__ import annotations
 
 import math
-from typing import Any
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 import numpy as np
 
-from hftlab.analysis.overfitting import moments, psr
+from hftlab.checks import ranged
+from hftlab.metrics.overfitting import moments, psr
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    """How metrics are computed from a run's records (recorded with the metrics, not in the run id)."""
+
+    capital: float = ranged(10_000.0, gt=0)  #: capital for return and turnover, in the account currency
+    sample_interval_ns: int = ranged(60_000_000_000, gt=0)  #: equity sampling for Sharpe/Sortino
+    markout_horizons_ns: list[int] = ranged([1_000_000_000, 10_000_000_000, 60_000_000_000], gt=0)
+
+
+class Records(Protocol):
+    """What metrics are computed from: a run's record tables, its final account and the contract size
+    (:class:`hftlab.runtime.runner.RunOutput` right after a run, :class:`hftlab.run.results.StoredRun`
+    from a results directory)."""
+
+    @property
+    def tables(self) -> Mapping[str, np.ndarray]: ...
+
+    @property
+    def account(self) -> Mapping[str, Any]: ...
+
+    @property
+    def contract_size(self) -> float: ...
+
 
 YEAR_NS = 365 * 86_400 * 1_000_000_000
 SENT = 2  # records.SENT
@@ -130,11 +158,10 @@ def markouts(
     return out
 
 
-def compute_metrics(
-    tables: dict[str, np.ndarray], account: dict[str, float], capital: float, sample_interval_ns: int,
-    markout_horizons_ns: list[int], contract_size: float = 1.0,
-) -> dict[str, Any]:  # fmt: skip
+def compute_metrics(records: Records, config: MetricsConfig) -> dict[str, Any]:
     """Every metric of one run, as a flat JSON-ready dict (sorted keys when written)."""
+    tables, account, contract_size = records.tables, records.account, records.contract_size
+    capital, sample_interval_ns = config.capital, config.sample_interval_ns
     fills, state = tables["fills"], tables["state"]
     equity = state["equity"]
     net = net_pnl(account["equity"])
@@ -176,7 +203,7 @@ def compute_metrics(
             fills["price"],
             state["local_ts"],
             state["mid"],
-            markout_horizons_ns,
+            list(config.markout_horizons_ns),
         ),
         "final_position": float(account["position"]),
         "killed": bool(account["killed"]),

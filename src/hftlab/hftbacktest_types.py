@@ -1,5 +1,5 @@
-"""hftbacktest 2.4.4's constants, in one place: event flags and kinds, order statuses, request states,
-time-in-force and order-type codes, and the return codes of its C functions.
+"""hftbacktest 2.4.4's event record and constants, in one place: the event dtype, event flags and kinds,
+order statuses, request states, time-in-force and order-type codes, and the return codes of its C functions.
 
 Plain integers (numpy-typed where they are bit flags), so compiled code and the feeder use them without
 importing hftbacktest. Values are those of ``hftbacktest.types`` / ``hftbacktest.order`` and of the
@@ -9,6 +9,17 @@ importing hftbacktest. Values are those of ``hftbacktest.types`` / ``hftbacktest
 from __future__ import annotations
 
 import numpy as np
+
+#: hftbacktest's event record (64 bytes, aligned); defined here so reading data needs no hftbacktest import.
+EVENT_DTYPE = np.dtype(
+    {
+        "names": ["ev", "exch_ts", "local_ts", "px", "qty", "order_id", "ival", "fval"],
+        "formats": ["<u8", "<i8", "<i8", "<f8", "<f8", "<u8", "<i8", "<f8"],
+        "offsets": [0, 8, 16, 24, 32, 40, 48, 56],
+        "itemsize": 64,
+        "aligned": True,
+    }
+)
 
 # --- event record flags (the ``ev`` field of hftbacktest's event_dtype) ---------------------------------
 #: A row the exchange processor handles at its exchange timestamp.

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from hftlab.analysis import overfitting as O
+from hftlab.metrics import overfitting as O
 
 
 def phi(x: float) -> float:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
-from hftlab.analysis import metrics as M
+from hftlab.metrics import compute as M
 from hftlab.runtime import records as R
 
 S = 1_000_000_000
@@ -101,7 +102,8 @@ def test_compute_metrics_assembles_by_hand():
     tables = {"fills": f, "state": st, "orders": orders, "dispatch": dispatch,
               "risk": np.zeros(0, R.CHECK_DTYPE), "throttles": np.zeros(1, R.CHECK_DTYPE)}  # fmt: skip
     account = {"equity": 1.96, "fees": 0.04, "position": 0.0, "killed": False}
-    m = M.compute_metrics(tables, account, capital=100.0, sample_interval_ns=S, markout_horizons_ns=[S])
+    records = SimpleNamespace(tables=tables, account=account, contract_size=1.0)
+    m = M.compute_metrics(records, M.MetricsConfig(capital=100.0, sample_interval_ns=S, markout_horizons_ns=[S]))
     assert 1.96 == m["net_pnl"] and 2.0 == m["gross_pnl"]
     assert 0.05 == m["fees_paid"] and 0.01 == m["rebates"]
     assert 0.0196 == m["return"]

@@ -1,0 +1,54 @@
+"""Best by a metric: the one rule every chooser uses (sweep summaries, walk-forward folds, reports).
+
+A metric spec is a metric name, ``-name`` when lower is better. Only finite numbers rank (not bools, None,
+NaN or infinities: a run without a finite value is never the best); ties go to the first in order.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
+from hftlab.errors import ConfigError
+
+
+class Goal(NamedTuple):
+    """A parsed metric spec: the metric's name and whether lower is better."""
+
+    metric: str
+    lower: bool
+
+    @property
+    def word(self) -> str:
+        """``min`` or ``max``, as written in summaries."""
+        return "min" if self.lower else "max"
+
+
+def goal(spec: str, option: str = "metric") -> Goal:
+    """``net_pnl`` -> (net_pnl, higher is better); ``-max_drawdown`` -> (max_drawdown, lower is better)."""
+    lower = spec.startswith("-")
+    name = spec[1:] if lower else spec
+    if not name:
+        raise ConfigError(f"{option} {spec!r}: give a metric name, e.g. net_pnl or -max_drawdown")
+    return Goal(name, lower)
+
+
+def rankable(x: Any) -> float | None:
+    """A metric value that can be ranked: a finite int or float (not bool, not None), as a float."""
+    if isinstance(x, bool) or x is None:
+        return None
+    if isinstance(x, int | float) and math.isfinite(x):
+        return float(x)
+    return None
+
+
+def best_index(values: Sequence[Any], lower: bool) -> int | None:
+    """Index of the best rankable value (``lower``: the smallest); ties: the first; None if none ranks."""
+    best: int | None = None
+    best_value = 0.0
+    for i, raw in enumerate(values):
+        v = rankable(raw)
+        if v is not None and (best is None or (v < best_value if lower else v > best_value)):
+            best, best_value = i, v
+    return best

@@ -1,0 +1,50 @@
+"""The project directory every command works in, and where an experiment's results go in it.
+
+Shared by the Hydra app, its sweep callback and the walk-forward command (none of them imports another).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+#: Environment variable naming the project directory (default: the working directory). ``hftlab run`` sets
+#: it, so workers of parallel launchers find the project whatever their working directory.
+PROJECT_ENV = "HFTLAB_PROJECT"
+
+
+def project_dir() -> Path:
+    """The project directory (``conf/``, ``strategies/``, ``data/``, ``results/``)."""
+    return Path(os.environ.get(PROJECT_ENV) or ".").resolve()
+
+
+def experiment_dir(cfg: Any) -> Path:
+    """``<project>/<output.results_dir>/<experiment_name>`` of a config (Hydra's, a RunConfig or a mapping)."""
+    output = cfg["output"] if isinstance(cfg, dict) else cfg.output
+    name = cfg["experiment_name"] if isinstance(cfg, dict) else cfg.experiment_name
+    results = output["results_dir"] if isinstance(output, dict) else output.results_dir
+    return project_dir() / str(results) / str(name)
+
+
+def shown(path: Path) -> str:
+    """``path`` as printed: relative to the project directory when inside it."""
+    try:
+        return str(path.relative_to(project_dir()))
+    except ValueError:
+        return str(path)
+
+
+def sweep_progress(m: dict[str, Any]) -> None:
+    """One stderr line with a sweep manifest's counts (unless ``HFTLAB_PROGRESS=off``)."""
+    from hftlab.sweep.manifest import counts
+
+    if os.environ.get("HFTLAB_PROGRESS") == "off":
+        return
+    c = counts(m)
+    print(
+        f"sweep {m['experiment']}: {c['done'] + c['cached'] + c['failed']}/{c['total']} finished "
+        f"(done {c['done']}, cached {c['cached']}, failed {c['failed']}, running {c['running']}, pending {c['pending']})",
+        file=sys.stderr,
+    )

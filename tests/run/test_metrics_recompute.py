@@ -1,0 +1,63 @@
+"""Metrics are versioned apart from the engine: a metric added later is computed for existing runs from
+their stored records, without executing a backtest (in-process: real Hydra, hftbacktest, Parquet)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pytest
+
+import hftlab.metrics
+import hftlab.run.execute
+from hftlab import compose_runs, execute, prepare
+from hftlab.metrics import compute_metrics
+from hftlab.run.results import METRICS_DEFINITION_FILE, METRICS_FILE, RECORDS_DIR, RUN_FILE, read_records
+from tests.run.test_run_e2e import make_project
+
+
+def digest(path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_a_new_metric_is_computed_for_existing_runs_without_a_backtest(tmp_path, monkeypatch):
+    project = make_project(tmp_path / "p")
+    (config,) = compose_runs([["strategy=grid"]], project)
+    first = execute(prepare(config, project))
+    assert not first.cached
+    run_dir = first.path
+    before = json.loads((run_dir / METRICS_FILE).read_text())
+    kept = {p.name: digest(p) for p in [run_dir / RUN_FILE, *sorted((run_dir / RECORDS_DIR).iterdir())]}
+
+    # the same stored records recompute the same metrics (what makes recomputing trustworthy)
+    assert before == json.loads(json.dumps(compute_metrics(read_records(run_dir), config.metrics)))
+
+    def with_fill_count(records, metrics_config):
+        return {**compute_metrics(records, metrics_config), "fill_count": len(records.tables["fills"])}
+
+    def no_backtest(*args, **kwargs):
+        raise AssertionError("a backtest was executed")
+
+    monkeypatch.setattr(hftlab.run.execute, "compute_metrics", with_fill_count)
+    monkeypatch.setattr(hftlab.metrics, "metrics_code_sha256", lambda: "a-new-metric")
+    monkeypatch.setattr(hftlab.run.execute, "run_backtest", no_backtest)
+
+    again = execute(prepare(config, project))
+    assert (again.cached, again.metrics_recomputed, again.run_id) == (True, True, first.run_id)
+    after = json.loads((run_dir / METRICS_FILE).read_text())
+    assert {**before, "fill_count": before["trades"]} == after and after["fill_count"] > 0
+    assert "a-new-metric" == json.loads((run_dir / METRICS_DEFINITION_FILE).read_text())["code_sha256"]
+    assert kept == {p.name: digest(p) for p in [run_dir / RUN_FILE, *sorted((run_dir / RECORDS_DIR).iterdir())]}
+
+    third = execute(prepare(config, project))  # now current: nothing to recompute
+    assert (third.cached, third.metrics_recomputed) == (True, False)
+
+
+def test_a_run_without_stored_account_cannot_recompute_and_says_so(tmp_path, monkeypatch):
+    project = make_project(tmp_path / "p")
+    (config,) = compose_runs([["strategy=grid"]], project)
+    run_dir = execute(prepare(config, project)).path
+    (run_dir / RECORDS_DIR / "account.parquet").unlink()
+    monkeypatch.setattr(hftlab.metrics, "metrics_code_sha256", lambda: "other")
+    with pytest.raises(hftlab.StorageError, match=r"no records/account.parquet .* delete the directory"):
+        execute(prepare(config, project))
