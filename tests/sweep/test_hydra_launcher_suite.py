@@ -7,10 +7,11 @@ runs on this machine, as Hydra's launcher plugins test themselves.
 - ``IntegrationTestSuite``: small Hydra apps written to a temporary directory and run as subprocesses.
 
 Launchers: ``basic`` (Hydra's: the in-process suite only, as the reference that the harness holds here),
-``parallel`` (our joblib config) and ``forked`` (ours). Our launcher configs are found through
+``parallel`` (our joblib config), ``forked`` (ours) and ``ray_cluster`` (our Ray config; the in-process suite,
+on a one-node Ray cluster started for this module). Our launcher configs are found through
 ``hydra.searchpath`` (the project's ``conf/``), so what is tested is the shipped YAML. Not here: ``slurm``
-(needs a SLURM cluster and hydra-submitit-launcher, not installed) and ``ray_cluster`` (every job would
-start or join Ray: seconds each; ``tests/sweep/test_ray_launcher.py`` runs a real sweep on a Ray cluster).
+(needs a SLURM cluster and hydra-submitit-launcher, not installed) and Ray through the integration suite
+(every subprocess would join Ray: seconds each; ``tests/sweep/test_ray_launcher.py`` runs a real sweep).
 
 The forked launcher forks once the Core Runtime loop is loaded (``warmup: loop``), which Hydra's generic test
 tasks never do: here it runs with ``warmup=none`` (every job in a forked worker) and ``warmup=first`` (the
@@ -19,6 +20,7 @@ first job in this process, the others in workers), so the suite exercises the fo
 
 from __future__ import annotations
 
+import importlib
 import os
 from collections.abc import Iterator
 from typing import Any
@@ -30,6 +32,10 @@ from hydra.test_utils.launcher_common_tests import BatchedSweeperTestSuite, Inte
 
 from hftlab.sweep import fork_launcher
 from tests.conftest import PROJECT_ROOT
+
+# The Ray launcher's config node, stored when its module is imported: import it now, before Hydra's fixtures
+# snapshot the ConfigStore at each test (and restore it after: a first import inside a test would be undone).
+importlib.import_module("hydra_plugins.hydra_ray_launcher._config")
 
 CONF = PROJECT_ROOT / "conf"
 SEARCHPATH = f"hydra.searchpath=[file://{CONF}]"
@@ -111,4 +117,22 @@ class TestForkedLauncherBatches(BatchedSweeperTestSuite):
     integration_params("forked", warmup="none") + integration_params("forked", warmup="first"),
 )
 class TestForkedLauncherIntegration(IntegrationTestSuite):
+    pass
+
+
+@pytest.fixture
+def on_ray_cluster(ray_cluster: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """What our ``ray_cluster`` config reads from the environment; the driver disconnects afterwards (the
+    cluster lives for this module)."""
+    import ray
+
+    monkeypatch.setenv("RAY_ADDRESS", ray_cluster)
+    monkeypatch.setenv("HFTLAB_PROJECT", str(PROJECT_ROOT))
+    yield
+    ray.shutdown()
+
+
+@pytest.mark.usefixtures("on_ray_cluster")
+@pytest.mark.parametrize("launcher_name, overrides", suite_params("ray_cluster"))
+class TestRayClusterLauncher(LauncherTestSuite):
     pass

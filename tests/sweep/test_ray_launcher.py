@@ -3,52 +3,10 @@ launcher config, and the same bytes as a serial sweep of the same grid."""
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
-import subprocess
-import sys
-import time
-from pathlib import Path
-
-import pytest
-
-from tests.conftest import free_port
 from tests.run.test_run_e2e import hftlab, make_project
 from tests.sweep.test_sweep_e2e import manifest, run_dirs
 
-RAY = str(Path(sys.executable).with_name("ray"))
 GRID = ("-m", "experiment_name=four", "strategy.params.half_spread=0.1,0.2", "strategy.params.skew=0.0,0.5")
-
-
-@pytest.fixture
-def ray_cluster(tmp_path_factory):
-    """A one-node Ray cluster for this test only. ``ray start --block`` runs in its own session, so stopping
-    it ends exactly this cluster's processes (``ray stop`` would end every Ray cluster on the machine)."""
-    port = free_port()
-    temp = tmp_path_factory.mktemp("ray")  # session files; short enough for Ray's unix sockets
-    log = temp / "start.log"
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
-    start = [
-        RAY, "start", "--head", "--block", "--node-ip-address=127.0.0.1", f"--port={port}", "--num-cpus=2",
-        "--include-dashboard=false", "--disable-usage-stats", f"--temp-dir={temp}",
-    ]  # fmt: skip
-    with log.open("w") as out:
-        proc = subprocess.Popen(start, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 120
-        while "Ray runtime started" not in log.read_text():
-            assert proc.poll() is None and time.monotonic() < deadline, f"ray start failed:\n{log.read_text()}"
-            time.sleep(0.2)
-        yield f"127.0.0.1:{port}"
-    finally:
-        proc.terminate()  # `ray start --block` stops the processes it started
-        try:
-            proc.wait(timeout=60)
-        finally:
-            with contextlib.suppress(ProcessLookupError):  # stragglers of its session, if any
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
 
 
 def test_ray_sweep_gives_the_same_bytes_as_serial(ray_cluster, tmp_path, monkeypatch):
