@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 
 import pytest
 
@@ -54,7 +55,9 @@ def test_a_new_metric_is_computed_for_existing_runs_without_a_backtest(tmp_path,
 
 
 def test_a_run_without_stored_account_cannot_recompute_and_says_so(tmp_path, monkeypatch):
-    project = make_project(tmp_path / "p")
+    make_project(tmp_path / "p")
+    monkeypatch.chdir(tmp_path)
+    project = Path("p")  # relative, as a user types it
     (config,) = compose_runs([["strategy=grid"]], project)
     run_dir = execute(prepare(config, project)).path
     (run_dir / RECORDS_DIR / "account.parquet").unlink()

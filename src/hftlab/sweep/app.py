@@ -34,7 +34,7 @@ def compose_runs(overrides: Sequence[Sequence[str]], project: Path | None = None
     from hftlab.run.schema import register_configs, run_config
     from hftlab.sweep.grid import hydra_message
 
-    project = project or project_dir()
+    project = (project or project_dir()).resolve()
     conf = project / "conf"
     if not conf.is_dir():
         raise ConfigError(f"no conf/ in {project} (run from the project directory or set ${PROJECT_ENV})")
