@@ -99,3 +99,25 @@ def test_import_real_binance_sample(shared_data: Path, tmp_path: Path):
     assert "promoted: btc version" in out.stdout
     (row,) = json.loads(hftlab("data", "list", "--json", root=root).stdout)
     assert {"bbo": 132_178, "depth": 443_521, "snapshot": 2_002, "trades": 21_313} == row["feeds"]
+
+
+def test_user_errors_are_one_line_and_bugs_show_a_traceback(tmp_path: Path, monkeypatch, capsys):
+    """An HftlabError is one line, exit 2; any other exception is a bug: traceback, 'this is a bug', exit 3."""
+    from hftlab import cli
+    from hftlab.errors import StorageError
+
+    def user_error(args):
+        raise StorageError("dataset 'x' is missing")
+
+    def bug(args):
+        raise KeyError("oops")
+
+    monkeypatch.setattr(cli, "_cmd_list", user_error)
+    assert 2 == cli.main(["--root", str(tmp_path), "data", "list"])
+    err = capsys.readouterr().err
+    assert "hftlab: error: dataset 'x' is missing\n" == err
+    monkeypatch.setattr(cli, "_cmd_list", bug)
+    assert 3 == cli.main(["--root", str(tmp_path), "data", "list"])
+    err = capsys.readouterr().err
+    assert "Traceback (most recent call last)" in err and "KeyError: 'oops'" in err
+    assert "this is a bug in hftlab" in err

@@ -6,6 +6,8 @@ import io
 import os
 import pty
 
+import pytest
+
 from hftlab.runtime.progress import RunProgress
 
 S = 1_000_000_000
@@ -49,3 +51,15 @@ def test_off_prints_nothing(monkeypatch):
     p(5 * S)
     p.finish()
     assert "" == out.getvalue()
+
+
+def test_an_unknown_progress_mode_names_where_it_came_from(monkeypatch):
+    from hftlab.errors import ConfigError
+
+    monkeypatch.delenv("HFTLAB_PROGRESS", raising=False)
+
+    with pytest.raises(ConfigError, match=r"output.progress='loud': expected one of auto, terminal, log, off"):
+        RunProgress("run x", 1, 0, 1, "loud", stream=io.StringIO())
+    monkeypatch.setenv("HFTLAB_PROGRESS", "silent")
+    with pytest.raises(ConfigError, match=r"HFTLAB_PROGRESS='silent'"):
+        RunProgress("run x", 1, 0, 1, "auto", stream=io.StringIO())

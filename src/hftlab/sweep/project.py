@@ -21,11 +21,8 @@ def project_dir() -> Path:
 
 
 def experiment_dir(cfg: Any) -> Path:
-    """``<project>/<output.results_dir>/<experiment_name>`` of a config (Hydra's, a RunConfig or a mapping)."""
-    output = cfg["output"] if isinstance(cfg, dict) else cfg.output
-    name = cfg["experiment_name"] if isinstance(cfg, dict) else cfg.experiment_name
-    results = output["results_dir"] if isinstance(output, dict) else output.results_dir
-    return project_dir() / str(results) / str(name)
+    """``<project>/<output.results_dir>/<experiment_name>`` of a run config (Hydra's or a RunConfig)."""
+    return project_dir() / str(cfg.output.results_dir) / str(cfg.experiment_name)
 
 
 def shown(path: Path) -> str:
