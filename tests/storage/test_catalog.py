@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import stat
 
 import pytest
@@ -75,7 +76,7 @@ def test_different_content_under_existing_version_is_refused(catalog: Catalog):
     os.chmod(manifest_path, 0o644)
     manifest_path.write_text(json.dumps(data))
     before = tree_snapshot(catalog.root)
-    with pytest.raises(StorageError, match="already exists with different content"):
+    with pytest.raises(StorageError, match="does not hash to version|already exists with different content"):
         catalog.promote(result(), "ds")
     assert before == tree_snapshot(catalog.root)
 
@@ -131,16 +132,19 @@ def test_verify_catches_missing_truncated_and_unlisted_files(catalog: Catalog):
         catalog.verify("ds")
 
 
-def test_resolve_requires_a_version_when_several_exist(catalog: Catalog):
-    """Without a version, a dataset id must name exactly one version; the error lists those found."""
-    a, _ = catalog.promote(result(), "ds")
-    b, _ = catalog.promote(result(qty=[1.0, 2.0, 0.0, 4.0]), "ds")
+def test_resolve_requires_a_version_when_several_heads_exist(tmp_path):
+    """Versions not grown from one another (separate imports, as before datasets could grow) are
+    ambiguous without a version: the error lists them; naming one resolves it."""
+    roots = [Catalog(tmp_path / "a"), Catalog(tmp_path / "b")]
+    a, _ = roots[0].promote(result(), "ds")
+    b, _ = roots[1].promote(result(qty=[1.0, 2.0, 0.0, 4.0]), "ds")
+    shutil.copytree(b.path, roots[0].root / "ds" / b.version)
     with pytest.raises(StorageError, match="give a version") as err:
-        catalog.resolve("ds")
+        roots[0].resolve("ds")
     assert a.version in str(err.value) and b.version in str(err.value)
-    assert b.version == catalog.resolve("ds", b.version).version
+    assert b.version == roots[0].resolve("ds", b.version).version
     with pytest.raises(StorageError, match="is not in Canonical Storage"):
-        catalog.resolve("ds", "0123456789abcdef")
+        roots[0].resolve("ds", "0123456789abcdef")
 
 
 def test_resolve_of_an_absent_dataset_says_how_to_get_it(catalog: Catalog):

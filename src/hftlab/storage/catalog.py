@@ -18,6 +18,7 @@ import os
 import shutil
 import stat
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ import pyarrow.parquet as pq
 
 from hftlab.errors import StorageError
 from hftlab.files import write_json
+from hftlab.storage.growth import Block, plan, renumbered, source_of, stored_base
 from hftlab.storage.manifest import (
     MANIFEST_NAME,
     VERSION_LENGTH,
@@ -53,8 +55,8 @@ def default_root() -> Path:
     return Path(os.environ.get(ROOT_ENV) or DEFAULT_ROOT)
 
 
-def assign_seq(result: IngestResult) -> list[np.ndarray]:
-    """Processing Order rank of every row: by exchange time, local time, feed rank, source order."""
+def assign_seq(result: IngestResult, base: int = 0) -> list[np.ndarray]:
+    """Processing Order rank of every row (from ``base``): by exchange time, local time, feed rank, source order."""
     rank = {name: i for i, name in enumerate(FEEDS)}
     exch = np.concatenate([f.exch_ts for f in result.feeds])
     local = np.concatenate([f.local_ts for f in result.feeds])
@@ -62,46 +64,81 @@ def assign_seq(result: IngestResult) -> list[np.ndarray]:
     within = np.concatenate([np.arange(len(f), dtype=np.int64) for f in result.feeds])
     order = np.lexsort((within, feed_rank, local, exch))
     seq = np.empty(len(order), dtype=np.int64)
-    seq[order] = np.arange(len(order), dtype=np.int64)
+    seq[order] = np.arange(base, base + len(order), dtype=np.int64)
     bounds = np.cumsum([0] + [len(f) for f in result.feeds])
     return [seq[bounds[i] : bounds[i + 1]] for i in range(len(result.feeds))]
 
 
-def _write_partitions(result: IngestResult, target: Path) -> list[Partition]:
+def _free_path(directory: str, taken: set[str]) -> str:
+    """The first ``<directory>/part-<k>.parquet`` not yet used (a date can hold rows of several imports)."""
+    k = 0
+    while f"{directory}/part-{k}.parquet" in taken:
+        k += 1
+    taken.add(f"{directory}/part-{k}.parquet")
+    return f"{directory}/part-{k}.parquet"
+
+
+def _write_partition(
+    target: Path, rel: str, feed: str, date: str, cols: dict[str, np.ndarray], source: int
+) -> Partition:
+    table = pa.Table.from_arrays([pa.array(cols[n]) for n in COLUMNS], schema=ARROW_SCHEMA)
+    path = target / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, path, **PARQUET_OPTIONS)
+    return Partition(
+        path=rel,
+        feed=feed,
+        date=date,
+        rows=len(cols["seq"]),
+        exch_ts_min=int(cols["exch_ts"][0]),
+        exch_ts_max=int(cols["exch_ts"][-1]),
+        local_ts_min=int(cols["local_ts"].min()),
+        local_ts_max=int(cols["local_ts"].max()),
+        seq_min=int(cols["seq"][0]),
+        seq_max=int(cols["seq"][-1]),
+        content_sha256=columns_sha256(cols),
+        file_sha256=file_sha256(path),
+        file_bytes=path.stat().st_size,
+        source=source,
+    )
+
+
+def _write_import(result: IngestResult, base: int, source: int, target: Path, taken: set[str]) -> list[Partition]:
+    """Write one import's rows, a file per feed and UTC date, ranks from ``base``."""
     inst = result.instrument
     partitions: list[Partition] = []
-    for frame, seq in zip(result.feeds, assign_seq(result), strict=True):
+    for frame, seq in zip(result.feeds, assign_seq(result, base), strict=True):
         if len(frame) == 0:
             continue
         day = frame.exch_ts // NS_PER_DAY
         cuts = np.flatnonzero(np.diff(day)) + 1
         for lo, hi in zip(np.r_[0, cuts], np.r_[cuts, len(frame)], strict=True):
             date = utc_date(int(frame.exch_ts[lo]))
-            rel = f"venue={inst.venue}/symbol={inst.symbol}/feed={frame.feed}/date={date}/part-0.parquet"
+            rel = _free_path(f"venue={inst.venue}/symbol={inst.symbol}/feed={frame.feed}/date={date}", taken)
             cols = {name: getattr(frame, name)[lo:hi] for name in COLUMNS if name != "seq"}
             cols["seq"] = seq[lo:hi]
-            table = pa.Table.from_arrays([pa.array(cols[n]) for n in COLUMNS], schema=ARROW_SCHEMA)
-            path = target / rel
-            path.parent.mkdir(parents=True, exist_ok=True)
-            pq.write_table(table, path, **PARQUET_OPTIONS)
-            partitions.append(
-                Partition(
-                    path=rel,
-                    feed=frame.feed,
-                    date=date,
-                    rows=int(hi - lo),
-                    exch_ts_min=int(cols["exch_ts"][0]),
-                    exch_ts_max=int(cols["exch_ts"][-1]),
-                    local_ts_min=int(cols["local_ts"].min()),
-                    local_ts_max=int(cols["local_ts"].max()),
-                    seq_min=int(cols["seq"][0]),
-                    seq_max=int(cols["seq"][-1]),
-                    content_sha256=columns_sha256(cols),
-                    file_sha256=file_sha256(path),
-                    file_bytes=path.stat().st_size,
-                )
-            )
-    return sorted(partitions, key=lambda p: p.path)
+            partitions.append(_write_partition(target, rel, frame.feed, date, cols, source))
+    return partitions
+
+
+def _carry(parent: Dataset, part: Partition, shift: int, source: int, target: Path) -> Partition:
+    """A stored partition in the new version: a hard link to the parent's file when its ranks stay (a copy
+    where the filesystem has no hard links), else rewritten with ranks shifted by ``shift``."""
+    origin = parent.path / part.path
+    if shift == 0:
+        verify_partition(parent.path, part, full=False)
+        dest = target / part.path
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(origin, dest)
+        except OSError:
+            shutil.copyfile(origin, dest)
+        return renumbered(part, source)
+    verify_partition(parent.path, part, full=True)
+    table = pq.read_table(origin)
+    cols = {name: table.column(name).to_numpy() for name in COLUMNS}
+    cols["seq"] = cols["seq"] + np.int64(shift)
+    return _write_partition(target, part.path, part.feed, part.date, cols, source)
 
 
 def _make_read_only(directory: Path) -> None:
@@ -133,27 +170,49 @@ class Catalog:
         self.root = Path(root) if root is not None else default_root()
 
     # -- writing -------------------------------------------------------------------------------
-    def promote(self, result: IngestResult, dataset_id: str) -> tuple[Dataset, bool]:
-        """Validate, stage and atomically promote an import. Returns (dataset, newly_promoted).
+    def promote(self, results: IngestResult | Sequence[IngestResult], dataset_id: str) -> tuple[Dataset, bool]:
+        """Validate, stage and atomically promote imports. Returns (dataset, newly_promoted).
 
-        Nothing is written to the root before validation passed; a failure while writing leaves only
-        a staging directory, which is removed.
+        Each :class:`IngestResult` is one import (a raw file, with its own lineage and local-timestamp
+        correction). Into a new dataset id they make its first version; into an existing one, a new
+        version grown from the head version (see :mod:`hftlab.storage.growth`), whose parent stays as it
+        was. Nothing is written to the root before validation passed; a failure while writing leaves
+        only a staging directory, which is removed.
         """
         check_name("dataset id", dataset_id)
-        validate(result)
+        imports = [results] if isinstance(results, IngestResult) else list(results)
+        if not imports:
+            raise StorageError(f"dataset '{dataset_id}': nothing to import")
+        for result in imports:
+            validate(result)
+        instrument = imports[0].instrument
+        parent = self.head(dataset_id)
+        if parent is not None:
+            check_manifest(parent)  # never grow from (or answer with) a tampered version
+            instrument = parent.manifest.instrument
+        for result in imports:
+            if result.instrument != instrument:
+                raise StorageError(
+                    f"dataset '{dataset_id}': import of {source_of(result).names()} describes instrument "
+                    f"{result.instrument.to_dict()}, the dataset holds {instrument.to_dict()}"
+                )
+        blocks = plan((str(parent.path), parent.manifest) if parent else None, imports)
+        if parent is not None and all(b.stored is not None for b in blocks):
+            return parent, False
         staging = self.root / STAGING / f"{dataset_id}-{uuid.uuid4().hex}"
         staging.mkdir(parents=True)
         try:
-            partitions = _write_partitions(result, staging)
-            full_hash = content_hash(result.instrument, partitions)
+            partitions = self._stage(staging, parent, blocks)
+            full_hash = content_hash(instrument, partitions)
             manifest = Manifest(
                 dataset_id=dataset_id,
                 version=full_hash[:VERSION_LENGTH],
                 content_hash=full_hash,
                 schema_version=SCHEMA_VERSION,
-                instrument=result.instrument,
+                instrument=instrument,
                 partitions=tuple(partitions),
-                lineage=result.lineage,
+                sources=tuple(b.source for b in blocks),
+                parent=parent.version if parent else None,
             )
             write_json(staging / MANIFEST_NAME, manifest.to_dict())
             target = self.root / dataset_id / manifest.version
@@ -172,6 +231,22 @@ class Catalog:
         finally:
             if staging.exists():
                 shutil.rmtree(staging, ignore_errors=True)
+
+    @staticmethod
+    def _stage(staging: Path, parent: Dataset | None, blocks: list[Block]) -> list[Partition]:
+        """Write (or link) every partition of the new version into ``staging``."""
+        partitions: list[Partition] = []
+        taken = {p.path for p in parent.manifest.partitions} if parent else set()
+        for index, block in enumerate(blocks):
+            if block.result is not None:
+                partitions += _write_import(block.result, block.base, index, staging, taken)
+                continue
+            assert parent is not None and block.stored is not None
+            shift = block.base - stored_base(parent.manifest, block.stored)
+            for part in parent.manifest.partitions:
+                if part.source == block.stored:
+                    partitions.append(_carry(parent, part, shift, index, staging))
+        return sorted(partitions, key=lambda p: p.path)
 
     def _already_promoted(self, target: Path, manifest: Manifest) -> Dataset:
         existing = Manifest.read(target / MANIFEST_NAME)
@@ -199,11 +274,38 @@ class Catalog:
                     out.append(Dataset(version_dir, Manifest.read(manifest_path)))
         return out
 
-    def resolve(self, dataset_id: str, version: str | None = None) -> Dataset:
-        """The dataset version named; without a version, the only version of ``dataset_id``."""
+    def versions(self, dataset_id: str) -> list[Dataset]:
+        """Every promoted version of ``dataset_id``, sorted by version name."""
         check_name("dataset id", dataset_id)
         id_dir = self.root / dataset_id
-        versions = sorted(p.name for p in id_dir.iterdir() if (p / MANIFEST_NAME).is_file()) if id_dir.is_dir() else []
+        if not id_dir.is_dir():
+            return []
+        return [
+            Dataset(p, Manifest.read(p / MANIFEST_NAME))
+            for p in sorted(id_dir.iterdir())
+            if (p / MANIFEST_NAME).is_file()
+        ]
+
+    def head(self, dataset_id: str) -> Dataset | None:
+        """The newest version of ``dataset_id``: the one no other version grew from (None: no version).
+
+        Several such versions (imported separately before datasets could grow) are ambiguous: refused,
+        naming them.
+        """
+        versions = self.versions(dataset_id)
+        parents = {d.manifest.parent for d in versions}
+        heads = [d for d in versions if d.version not in parents]
+        if len(heads) > 1:
+            found = ", ".join(d.version for d in heads)
+            raise StorageError(
+                f"dataset '{dataset_id}' in {self.root}: give a version ({len(heads)} versions not grown from "
+                f"one another: {found})"
+            )
+        return heads[0] if heads else None
+
+    def resolve(self, dataset_id: str, version: str | None = None) -> Dataset:
+        """The dataset version named; without a version, the newest one (:meth:`head`)."""
+        versions = self.versions(dataset_id)
         if not versions:
             known = (
                 [d.name for d in sorted(self.root.iterdir()) if d.is_dir() and not d.name.startswith(".")]
@@ -211,23 +313,22 @@ class Catalog:
                 else []
             )
             raise StorageError(
-                f"no dataset '{dataset_id}' in Canonical Storage at {self.root} (datasets there: {known or 'none'}): "
-                "import or build it first (`hftlab data ...`; in this repository `./dev run` builds 'synthetic')"
+                f"no dataset '{dataset_id}' in Canonical Storage at {self.root} (datasets there: "
+                f"{known or 'none'}): import or build it first (`hftlab data ...`; in this repository "
+                "`./dev run` builds 'synthetic')"
             )
         if version is None:
-            if len(versions) != 1:
-                found = ", ".join(versions) if versions else "none"
-                raise StorageError(f"dataset '{dataset_id}' in {self.root}: give a version (versions found: {found})")
-            version = versions[0]
+            head = self.head(dataset_id)
+            assert head is not None  # versions exist, and a version chain has a head
+            return head
         check_name("dataset version", version)
-        if version not in versions:
-            found = ", ".join(versions) if versions else "none"
-            raise StorageError(
-                f"dataset '{dataset_id}' version {version} is not in Canonical Storage at {self.root} "
-                f"(versions found: {found})"
-            )
-        path = id_dir / version
-        return Dataset(path, Manifest.read(path / MANIFEST_NAME))
+        for dataset in versions:
+            if dataset.version == version:
+                return dataset
+        raise StorageError(
+            f"dataset '{dataset_id}' version {version} is not in Canonical Storage at {self.root} "
+            f"(versions found: {', '.join(d.version for d in versions)})"
+        )
 
     def verify(self, dataset_id: str, version: str | None = None, *, full: bool = True) -> Dataset:
         """Check a dataset version against its manifest; raise :class:`StorageError` naming the file.

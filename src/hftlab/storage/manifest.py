@@ -61,9 +61,35 @@ class Partition:
     content_sha256: str
     file_sha256: str
     file_bytes: int
+    #: Index of the import (:class:`Source`) these rows came from, in :attr:`Manifest.sources`.
+    source: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class Source:
+    """One import (a raw file, or a generator run) that a dataset version holds: its lineage (converter,
+    raw input hashes, parameters, its own local-timestamp correction) and the exchange-time window
+    ``[start_ns, end_ns]`` (both inclusive) of its rows."""
+
+    lineage: dict[str, Any]
+    start_ns: int
+    end_ns: int
+    rows: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"lineage": self.lineage, "start_ns": self.start_ns, "end_ns": self.end_ns, "rows": self.rows}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Source:
+        return cls(data["lineage"], int(data["start_ns"]), int(data["end_ns"]), int(data["rows"]))
+
+    def names(self) -> str:
+        """The raw input file names (or the converter name) for messages."""
+        raw = [str(r.get("name")) for r in self.lineage.get("raw_inputs", [])]
+        return ", ".join(raw) if raw else str(self.lineage.get("converter", "?"))
 
 
 def content_hash(instrument: Instrument, partitions: list[Partition]) -> str:
@@ -89,7 +115,20 @@ class Manifest:
     schema_version: int
     instrument: Instrument
     partitions: tuple[Partition, ...]
-    lineage: dict[str, Any]
+    #: The imports this version holds, in the order they were added; ``Partition.source`` indexes it.
+    sources: tuple[Source, ...]
+    #: The version this one grew from (None for a first import).
+    parent: str | None = None
+
+    @property
+    def lineage(self) -> dict[str, Any]:
+        """The lineage of the first import (the only one unless the dataset grew; see :attr:`sources`)."""
+        return self.sources[0].lineage
+
+    @property
+    def seq_range(self) -> tuple[int, int]:
+        """The first and last Processing Order rank stored (dense in between)."""
+        return min(p.seq_min for p in self.partitions), max(p.seq_max for p in self.partitions)
 
     @property
     def rows(self) -> int:
@@ -122,19 +161,33 @@ class Manifest:
             "end_ns": self.end_ns,
             "feeds": self.feeds,
             "partitions": [p.to_dict() for p in self.partitions],
-            "lineage": self.lineage,
+            "sources": [src.to_dict() for src in self.sources],
+            "parent": self.parent,
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Manifest:
+        partitions = tuple(Partition(**p) for p in data["partitions"])
+        if "sources" in data:
+            sources = tuple(Source.from_dict(s) for s in data["sources"])
+        else:  # written before datasets could grow: one import
+            sources = (
+                Source(
+                    data["lineage"],
+                    min(p.exch_ts_min for p in partitions),
+                    max(p.exch_ts_max for p in partitions),
+                    sum(p.rows for p in partitions),
+                ),
+            )
         return cls(
             dataset_id=data["dataset_id"],
             version=data["version"],
             content_hash=data["content_hash"],
             schema_version=int(data["schema_version"]),
             instrument=Instrument.from_dict(data["instrument"]),
-            partitions=tuple(Partition(**p) for p in data["partitions"]),
-            lineage=data["lineage"],
+            partitions=partitions,
+            sources=sources,
+            parent=data.get("parent"),
         )
 
     @classmethod

@@ -70,6 +70,8 @@ FEED_KINDS: dict[str, frozenset[int]] = {
     "bbo": frozenset({Kind.BBO}),
 }
 FEEDS: tuple[str, ...] = tuple(FEED_KINDS)
+#: Order-by-order (L3) feeds: none in this schema version (L2 only), so nothing can feed an L3 queue model.
+L3_FEEDS: frozenset[str] = frozenset()
 #: Feeds a backtest uses unless the dataset reference says otherwise.
 DEFAULT_FEEDS: tuple[str, ...] = ("snapshot", "depth", "trades")
 
