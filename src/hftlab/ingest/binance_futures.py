@@ -1,9 +1,13 @@
 """Importer for Binance USDⓈ-M Futures market data recorded by a websocket collector.
 
-Input: a gzipped text file, one message per line, ``<local_ts_ns> <json>``:
+Input: a gzipped text file, one message per line, ``<local_ts> <json>``:
 
-- ``local_ts_ns`` is the collector's receive time, integer nanoseconds since the Unix epoch (the
-  characters before the first space);
+- ``local_ts`` is the collector's receive time, an integer since the Unix epoch (the characters before
+  the first space), in nanoseconds (hftbacktest's collector), microseconds (hftbacktest's examples and
+  older collectors), milliseconds or seconds. The unit is ``ts_unit`` when given (``--ts-unit``), else
+  detected from the magnitudes: the unit that brings the local timestamps within a factor 10 of the
+  exchange timestamps (median over rows, see :func:`hftlab.ingest.common.detect_unit`), else
+  nanoseconds. It is recorded in ``lineage['timestamp_units']``;
 - ``json`` is a combined-stream message ``{"stream": ..., "data": {"e": <event>, ...}}``, a REST
   depth snapshot (a bare object with ``lastUpdateId``, ``E``, ``T``, ``bids``, ``asks``), or a
   collector error line (a bare object with ``code`` and ``msg``).
@@ -25,12 +29,15 @@ with ``combined_stream=True``), producing canonical feeds instead of hftbacktest
 
 Unlike hftbacktest's converter this importer corrects neither local timestamps nor event order:
 rows keep the file's order within each feed, and the local-timestamp correction is a separate,
-recorded pipeline step (:func:`hftlab.ingest.common.apply_local_ts_correction`). Nothing here checks
-tick size, monotonic timestamps or latency signs; Canonical Storage validates those on promotion.
+recorded pipeline step (:func:`hftlab.ingest.common.finish_import`, which also checks that timestamps
+and feed latencies are plausible). hftbacktest's converter reads the first 19 characters of a line as
+nanoseconds (a microsecond timestamp has 16). Nothing here checks tick size, monotonic timestamps or
+latency signs; Canonical Storage validates those on promotion.
 
 Errors are :class:`~hftlab.errors.DataError` naming the file and ``line N`` (1-based):
 ``unreadable-input`` (missing file, not gzip, truncated or corrupt gzip), ``malformed-record`` (no
 space, a timestamp that is not a non-negative integer, invalid JSON, JSON that is not an object),
+``timestamp-out-of-range`` (a local timestamp that does not fit int64 nanoseconds in its unit),
 ``wrong-type`` (a missing key or a value of the wrong type, naming the key), ``symbol-mismatch``
 (a message's ``s`` differs from ``instrument.symbol``).
 """
@@ -47,12 +54,12 @@ from typing import Any
 import numpy as np
 
 from hftlab.errors import DataError
-from hftlab.ingest.common import converter_lineage
+from hftlab.ingest.common import INT64_MAX, TS_UNITS, converter_lineage, detect_unit, first_overflow, unit_entry
 from hftlab.ingest.registry import file_importer, register
 from hftlab.storage.schema import FEEDS, FeedFrame, IngestResult, Instrument, Kind, Side
 
 #: Version of this converter's semantics; recorded in the lineage. Bump it when the output changes.
-CONVERTER_VERSION = 1
+CONVERTER_VERSION = 2  # 2: local timestamps in s/ms/us/ns (detected or forced), not only ns
 CONVERTER_NAME = "binance-futures"
 
 MS_TO_NS = 1_000_000
@@ -95,7 +102,8 @@ class _Rows:
         self.side.append(side)
         self.n.append(n)
 
-    def frame(self, feed: str, source: str) -> FeedFrame:
+    def frame(self, feed: str, source: str, local_scale: int) -> FeedFrame:
+        """The feed's rows, local timestamps multiplied by ``local_scale`` (checked not to overflow)."""
         n = np.asarray(self.n, dtype=np.int64)
 
         def expand(values: list[int]) -> np.ndarray:
@@ -105,7 +113,7 @@ class _Rows:
             feed,
             source,
             exch_ts=expand(self.exch),
-            local_ts=expand(self.local),
+            local_ts=expand(self.local) * local_scale,
             kind=expand(self.kind),
             side=expand(self.side),
             price=np.asarray(self.price, dtype=np.float64),
@@ -220,18 +228,20 @@ class _Converter:
     # -- lines and messages -------------------------------------------------------------------------
 
     def line(self, lineno: int, raw: bytes) -> None:
-        """Convert one ``<local_ts_ns> <json>`` line."""
+        """Convert one ``<local_ts> <json>`` line (the local timestamp is kept in its raw unit here)."""
         sp = raw.find(b" ")
         if sp < 0:
-            raise self.fail("malformed-record", lineno, f"expected '<local_ts_ns> <json>', no space found: {raw!r:.80}")
+            raise self.fail("malformed-record", lineno, f"expected '<local_ts> <json>', no space found: {raw!r:.80}")
         ts_text = raw[:sp]
         if not ts_text.isdigit():
             raise self.fail(
                 "malformed-record",
                 lineno,
-                f"local timestamp must be a non-negative integer (nanoseconds), got {ts_text!r:.40}",
+                f"local timestamp must be a non-negative integer, got {ts_text!r:.40}",
             )
         local = int(ts_text)
+        if local > INT64_MAX:
+            raise self.fail("timestamp-out-of-range", lineno, f"local timestamp {local} does not fit int64")
         try:
             msg = json.loads(raw[sp + 1 :])
         except ValueError as exc:  # json.JSONDecodeError and UnicodeDecodeError are ValueErrors
@@ -323,27 +333,55 @@ class _Converter:
 
     # -- output -------------------------------------------------------------------------------------
 
-    def frames(self) -> list[FeedFrame]:
-        """One frame per feed that has rows, in :data:`FEEDS` order."""
-        return [rows.frame(feed, self.source) for feed, rows in self.feeds.items() if rows.price]
+    def local_unit(self, ts_unit: str) -> tuple[str, str]:
+        """``(unit, how)`` of the local timestamps: ``ts_unit`` if not ``auto``, else detected against the
+        exchange timestamps (ns) of the same lines, else nanoseconds (the collector's own unit)."""
+        if ts_unit != "auto":
+            return ts_unit, "forced"
+        local = np.concatenate([np.asarray(r.local, dtype=np.int64) for r in self.feeds.values()])
+        exch = np.concatenate([np.asarray(r.exch, dtype=np.int64) for r in self.feeds.values()])
+        return detect_unit(local, "ns", reference_ns=exch)
+
+    def check_fits(self, unit: str) -> None:
+        """Refuse (``timestamp-out-of-range``) the first line whose local timestamp overflows int64 ns."""
+        lines = [
+            rows.line[i]
+            for rows in self.feeds.values()
+            if (i := first_overflow(np.asarray(rows.local, dtype=np.int64), unit)) is not None
+        ]
+        if lines:
+            raise self.fail(
+                "timestamp-out-of-range",
+                min(lines),
+                f"local timestamp read as {unit} does not fit int64 nanoseconds (see --ts-unit)",
+            )
+
+    def frames(self, unit: str) -> list[FeedFrame]:
+        """One frame per feed that has rows, in :data:`FEEDS` order; local timestamps read in ``unit``."""
+        self.check_fits(unit)
+        scale = TS_UNITS[unit]
+        return [rows.frame(feed, self.source, scale) for feed, rows in self.feeds.items() if rows.price]
 
 
-def convert(path: Path, instrument: Instrument) -> IngestResult:
+def convert(path: Path, instrument: Instrument, ts_unit: str = "auto") -> IngestResult:
     """Convert one gzipped Binance Futures collector file into canonical feeds (see the module docstring).
 
     Assumptions: the file holds combined-stream messages of ONE instrument, ``instrument.symbol`` spelled exactly
     as the venue spells it in ``s`` (e.g. ``"BTCUSDT"``); ``T`` is in milliseconds; local timestamps are
-    in nanoseconds and are not corrected here. Rows are returned in file order per feed; feeds with no
-    rows are left out. ``FeedFrame.source`` is ``str(path)`` and each row's ``line`` is its 1-based line.
+    in ``ts_unit`` (``auto``: detected, see the module docstring) and are not corrected here. Rows are
+    returned in file order per feed; feeds with no rows are left out. ``FeedFrame.source`` is
+    ``str(path)`` and each row's ``line`` is its 1-based line.
 
     Raises :class:`~hftlab.errors.DataError` (``unreadable-input``, ``malformed-record``, ``wrong-type``,
-    ``symbol-mismatch``) naming the file and line. The instrument checks its own fields (ValueError).
+    ``symbol-mismatch``, ``timestamp-out-of-range``) naming the file and line. The instrument checks its
+    own fields (ValueError).
     """
     path = Path(path)
     converter = _Converter(str(path), instrument.symbol)
     for lineno, raw in _read_lines(path):
         converter.line(lineno, raw)
-    frames = converter.frames()
+    unit, how = converter.local_unit(ts_unit)
+    frames = converter.frames(unit)
     lineage = converter_lineage(
         CONVERTER_NAME,
         CONVERTER_VERSION,
@@ -352,6 +390,7 @@ def convert(path: Path, instrument: Instrument) -> IngestResult:
         ignored_messages=dict(sorted(converter.ignored.items())),
         skipped_error_lines=converter.error_lines,
     )
+    lineage["timestamp_units"] = {"exch_ts": unit_entry("ms", "format"), "local_ts": unit_entry(unit, how)}
     return IngestResult(instrument=instrument, feeds=frames, lineage=lineage)
 
 

@@ -2,8 +2,8 @@
 
 :func:`_read` checks the header, then reads the needed columns of a CSV file (plain or compressed;
 pyarrow picks the codec from the extension) with their Arrow types and checks the ``symbol`` column;
-:func:`_floats`, :func:`_timestamps` (microseconds in, nanoseconds out) and :func:`_codes` turn columns
-into numpy arrays. pyarrow's own errors name no line, so on a failure the file is scanned again to find
+:func:`_floats`, :func:`_timestamps` (microseconds or another unit, detected or forced, in;
+nanoseconds out) and :func:`_codes` turn columns into numpy arrays. pyarrow's own errors name no line, so on a failure the file is scanned again to find
 the first offending line.
 
 Errors (:class:`~hftlab.errors.DataError`, naming the file and the CSV line, header = line 1, data row
@@ -23,11 +23,10 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from hftlab.errors import DataError
+from hftlab.ingest.common import TS_UNITS, detect_unit, first_overflow
 
 #: Header line is line 1; data row ``i`` (0-based) is line ``i + FIRST_DATA_LINE``.
 FIRST_DATA_LINE = 2
-#: Largest microsecond timestamp that still fits int64 nanoseconds.
-MAX_US = np.iinfo(np.int64).max // 1000
 #: Longest header accepted before the file is judged not to be CSV text.
 MAX_HEADER_BYTES = 1 << 20
 
@@ -215,26 +214,33 @@ def _floats(path: Path, table: pa.Table, name: str, *, required: bool = True) ->
     return np.asarray(col.to_numpy(zero_copy_only=False), dtype=np.float64)
 
 
-def _timestamps(path: Path, table: pa.Table) -> tuple[np.ndarray, np.ndarray]:
-    """Exchange and local timestamps in nanoseconds."""
+def _timestamps(
+    path: Path, table: pa.Table, ts_unit: str = "auto"
+) -> tuple[np.ndarray, np.ndarray, dict[str, tuple[str, str]]]:
+    """Exchange and local timestamps in nanoseconds, and ``(unit, how)`` of each column (``exch_ts``,
+    ``local_ts``): ``ts_unit`` if not ``auto`` (forced), else detected from the magnitudes (the unit that
+    puts the column's median in the calendar range, :func:`hftlab.ingest.common.detect_unit`), else
+    microseconds, Tardis's documented unit (default)."""
     out = []
-    for name in ("timestamp", "local_timestamp"):
+    units: dict[str, tuple[str, str]] = {}
+    for name, column in (("timestamp", "exch_ts"), ("local_timestamp", "local_ts")):
         col = table.column(name)
         if col.null_count:
             raise DataError("wrong-type", str(path), f"line {_first_null_line(col)}", f"column '{name}' is empty")
-        us = np.asarray(col.to_numpy(), dtype=np.int64)
-        big = np.flatnonzero(np.abs(us) > MAX_US)
-        if big.size:
-            i = int(big[0])
+        raw = np.asarray(col.to_numpy(), dtype=np.int64)
+        unit, how = (ts_unit, "forced") if ts_unit != "auto" else detect_unit(raw, "us")
+        i = first_overflow(raw, unit)
+        if i is not None:
             raise DataError(
                 "timestamp-out-of-range",
                 str(path),
                 f"line {i + FIRST_DATA_LINE}",
-                f"column '{name}': {us[i]} does not fit int64 nanoseconds when read as microseconds "
-                "(Tardis timestamps are microseconds; is the file already in another unit?)",
+                f"column '{name}': {raw[i]} does not fit int64 nanoseconds when read as {unit} ({how}; "
+                "Tardis timestamps are microseconds; is the file in another unit? see --ts-unit)",
             )
-        out.append(us * 1000)
-    return out[0], out[1]
+        out.append(raw * TS_UNITS[unit])
+        units[column] = (unit, how)
+    return out[0], out[1], units
 
 
 def _codes(path: Path, table: pa.Table, name: str, mapping: Mapping[str, int], dtype: type[np.generic]) -> np.ndarray:

@@ -10,14 +10,18 @@ into an ``EXCH_EVENT``-only row and a ``LOCAL_EVENT``-only copy. So if any row c
 exactly the rows with ``EXCH_EVENT`` set are kept (every original event has it once); if no row has
 either flag, every row is kept. Rows keep file order within their feed.
 
-The local timestamps are taken as stored: an hftbacktest converter has usually already corrected
-them (``correct_local_timestamp``), which the lineage of the source cannot tell; apply any further
-correction with :func:`hftlab.ingest.common.apply_local_ts_correction`.
+Timestamps: hftbacktest 2 writes nanoseconds, hftbacktest 1 wrote microseconds. The unit of each column is
+``ts_unit`` when given (``--ts-unit``), else detected from the magnitudes (the unit that puts the
+column's median in 2000..2100, :func:`hftlab.ingest.common.detect_unit`), else nanoseconds; recorded in
+``lineage['timestamp_units']``. The local timestamps are taken as stored: an hftbacktest converter has
+usually already corrected them (``correct_local_timestamp``), which the lineage of the source cannot
+tell; :func:`hftlab.ingest.common.finish_import` applies any further correction and checks plausibility.
 
 Errors (:class:`~hftlab.errors.DataError`, naming the file and, for rows, "row N" 1-based):
 ``unreadable-input`` (missing file, not a numpy file, corrupt archive), ``wrong-type`` (no ``data``
 member, not a 1-D array of hftbacktest's event fields), ``unsupported-kind`` (L3 kinds 10-13, custom
-codes, ...), ``invalid-side`` (both BUY and SELL flags set), ``empty-input`` (no rows to import).
+codes, ...), ``invalid-side`` (both BUY and SELL flags set), ``empty-input`` (no rows to import),
+``timestamp-out-of-range`` (a timestamp that does not fit int64 nanoseconds in its unit).
 """
 
 from __future__ import annotations
@@ -30,11 +34,11 @@ from typing import Any
 import numpy as np
 
 from hftlab.errors import DataError
-from hftlab.ingest.common import converter_lineage
+from hftlab.ingest.common import TS_UNITS, converter_lineage, detect_unit, first_overflow, unit_entry
 from hftlab.ingest.registry import file_importer, register
 from hftlab.storage.schema import FEEDS, FeedFrame, IngestResult, Instrument, Kind, Side
 
-CONVERTER_VERSION = 1
+CONVERTER_VERSION = 2  # 2: timestamps in s/ms/us/ns (detected or forced), not only ns
 
 # hftbacktest.types flags, copied so that the importer does not import hftbacktest (and numba).
 EXCH_EVENT = 1 << 31
@@ -101,8 +105,32 @@ def load_events(path: Path) -> np.ndarray:
     return arr
 
 
-def convert(path: Path, instrument: Instrument) -> IngestResult:
-    """Convert an hftbacktest event file into canonical feeds (see the module docstring)."""
+def timestamps_ns(
+    arr: np.ndarray, keep: np.ndarray, source: str, ts_unit: str
+) -> tuple[dict[str, np.ndarray], dict[str, dict[str, str]]]:
+    """``exch_ts`` and ``local_ts`` in ns, and ``lineage['timestamp_units']``: each column in ``ts_unit``
+    if not ``auto``, else detected on the kept rows, else ns. Overflow: ``timestamp-out-of-range``."""
+    columns: dict[str, np.ndarray] = {}
+    units: dict[str, dict[str, str]] = {}
+    for column in ("exch_ts", "local_ts"):
+        raw = np.asarray(arr[column], dtype=np.int64)
+        unit, how = (ts_unit, "forced") if ts_unit != "auto" else detect_unit(raw[keep], "ns")
+        bad = first_overflow(np.where(keep, raw, 0), unit)
+        if bad is not None:
+            raise DataError(
+                "timestamp-out-of-range",
+                source,
+                f"row {bad + 1}",
+                f"{column} {raw[bad]} read as {unit} ({how}) does not fit int64 nanoseconds (see --ts-unit)",
+            )
+        columns[column] = raw * TS_UNITS[unit]
+        units[column] = unit_entry(unit, how)
+    return columns, units
+
+
+def convert(path: Path, instrument: Instrument, ts_unit: str = "auto") -> IngestResult:
+    """Convert an hftbacktest event file into canonical feeds (see the module docstring); ``ts_unit``:
+    the unit of both timestamp columns, or ``auto``."""
     path = Path(path)
     source = str(path)
     arr = load_events(path)
@@ -131,6 +159,7 @@ def convert(path: Path, instrument: Instrument) -> IngestResult:
     if not keep.any():
         raise DataError("empty-input", source, None, "the file holds no events (with the EXCH_EVENT flag)")
 
+    ts, units = timestamps_ns(arr, keep, source, ts_unit)
     side = np.where(buy, np.int8(Side.BID), np.where(sell, np.int8(Side.ASK), np.int8(Side.NONE)))
     row = np.arange(1, len(arr) + 1, dtype=np.int64)
     feed_of_kind = np.full(256, -1, dtype=np.int64)
@@ -146,8 +175,8 @@ def convert(path: Path, instrument: Instrument) -> IngestResult:
             FeedFrame.from_columns(
                 feed,
                 source,
-                exch_ts=arr["exch_ts"][mask],
-                local_ts=arr["local_ts"][mask],
+                exch_ts=ts["exch_ts"][mask],
+                local_ts=ts["local_ts"][mask],
                 kind=kind[mask],
                 side=side[mask],
                 price=arr["px"][mask],
@@ -162,6 +191,7 @@ def convert(path: Path, instrument: Instrument) -> IngestResult:
         rows_in_file=len(arr),
         rows_dropped=int(len(arr) - keep.sum()),
     )
+    lineage["timestamp_units"] = units
     return IngestResult(instrument=instrument, feeds=frames, lineage=lineage)
 
 

@@ -10,11 +10,13 @@ by :func:`add_instrument_arguments`. So a new format is a new module listed in :
 from __future__ import annotations
 
 import argparse
+import glob
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from hftlab.errors import ConfigError
 from hftlab.storage.schema import IngestResult, Instrument
 
 #: Modules holding the built-in importers, in the order ``hftlab data import --help`` lists them.
@@ -40,8 +42,9 @@ class Importer:
     venue: str
     #: Adds the format's own arguments (its input files), which come before the instrument arguments.
     add_arguments: Callable[[argparse.ArgumentParser], None]
-    #: Converts the parsed arguments (the format's and the instrument's) into canonical rows.
-    convert: Callable[[argparse.Namespace], IngestResult]
+    #: Converts the parsed arguments (the format's and the instrument's) into canonical rows: one
+    #: :class:`IngestResult` per import (a raw file), each with its own lineage and timestamp correction.
+    convert: Callable[[argparse.Namespace], IngestResult | list[IngestResult]]
     #: The dataset id when ``--id`` is not given.
     default_id: Callable[[argparse.Namespace], str] = venue_symbol_id
 
@@ -69,22 +72,49 @@ def importers() -> list[Importer]:
 
 
 def file_importer(name: str, help: str, venue: str, convert: Callable[[Path, Instrument], IngestResult]) -> Importer:
-    """An importer of one input file, the positional argument ``file``: ``convert(file, instrument)``."""
+    """An importer of raw files, the positional arguments ``files`` (paths or quoted glob patterns): one
+    ``convert(file, instrument)`` per file, in name order, each its own import (a day per file, say)."""
     return Importer(
         name=name,
         help=help,
         venue=venue,
         add_arguments=_add_file_argument,
-        convert=lambda args: convert(Path(args.file), instrument(args)),
+        convert=lambda args: [convert(path, instrument(args)) for path in expand_paths(args.files)],
     )
 
 
+def expand_paths(patterns: list[str]) -> list[Path]:
+    """Paths as given, with glob patterns (``*``, ``?``, ``[``) that name no file expanded in name order.
+
+    A pattern matching nothing, or a path given twice, is an error naming it.
+    """
+    out: list[Path] = []
+    for pattern in patterns:
+        if any(c in pattern for c in "*?[") and not Path(pattern).exists():
+            matches = sorted(glob.glob(pattern))
+            if not matches:
+                raise ConfigError(f"{pattern}: the pattern matches no file")
+            out += [Path(m) for m in matches]
+        else:
+            out.append(Path(pattern))
+    seen = [p.resolve() for p in out]
+    for i, path in enumerate(seen):
+        if path in seen[:i]:
+            raise ConfigError(f"{out[i]}: the file is given twice")
+    return out
+
+
 def _add_file_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("file")
+    parser.add_argument(
+        "files", nargs="+", metavar="file", help="raw files (or quoted glob patterns): each one an import, e.g. a day"
+    )
 
 
 def add_instrument_arguments(parser: argparse.ArgumentParser, venue: str) -> None:
-    """The instrument, dataset id and local-timestamp correction arguments every import takes."""
+    """The instrument, dataset id, timestamp unit, local-timestamp correction and plausibility-bound
+    arguments every import takes (:func:`hftlab.ingest.common.finish_import` applies the last four)."""
+    from hftlab.ingest import common
+
     parser.add_argument("--symbol", required=True, help="instrument symbol, e.g. BTCUSDT")
     parser.add_argument("--tick-size", type=float, required=True, help="price tick (prices must lie on it)")
     parser.add_argument("--lot-size", type=float, required=True, help="quantity step")
@@ -95,7 +125,31 @@ def add_instrument_arguments(parser: argparse.ArgumentParser, venue: str) -> Non
     parser.add_argument(
         "--local-ts-correction",
         default="none",
-        help="shift local timestamps: 'none', 'auto' (smallest feed latency becomes 0) or integer ns; recorded in the lineage",
+        help="shift local timestamps: 'none', 'auto' (the smallest feed latency of the snapshot, depth and trades "
+        "rows becomes 0 if negative, as hftbacktest's converters do) or integer ns; recorded in the lineage",
+    )
+    parser.add_argument(
+        "--ts-unit",
+        choices=common.TS_UNIT_CHOICES,
+        default="auto",
+        help="unit of the raw timestamp columns whose unit the format does not fix (binance-futures: the local "
+        "timestamp; tardis, npz: both); auto (default) detects it from the magnitudes; recorded in the lineage",
+    )
+    parser.add_argument(
+        "--max-local-ts-correction",
+        type=common.duration_type,
+        default=common.DEFAULT_MAX_LOCAL_TS_CORRECTION,
+        metavar="DURATION",
+        help="refuse a local-timestamp correction larger than this, e.g. 5s, 500ms "
+        f"(default: {common.DEFAULT_MAX_LOCAL_TS_CORRECTION})",
+    )
+    parser.add_argument(
+        "--max-feed-latency",
+        type=common.duration_type,
+        default=common.DEFAULT_MAX_FEED_LATENCY,
+        metavar="DURATION",
+        help="refuse a feed latency (local - exchange time, after the correction) larger than this "
+        f"(default: {common.DEFAULT_MAX_FEED_LATENCY})",
     )
 
 

@@ -1,7 +1,10 @@
 """Importer for Tardis.dev CSV files: ``incremental_book_L2``, ``trades`` and ``quotes``.
 
 Tardis timestamps are integer microseconds since the epoch: ``timestamp`` is the exchange's,
-``local_timestamp`` the time Tardis received the message. Both become nanoseconds (x 1000).
+``local_timestamp`` the time Tardis received the message. Both become nanoseconds. The unit of each
+column is ``ts_unit`` when given (``--ts-unit``), else detected per file from the magnitudes (the unit
+that puts the column's median in 2000..2100), else microseconds; the files of one import must agree
+(``ts-unit-mismatch``). It is recorded in ``lineage['timestamp_units']``.
 
 Files (plain ``.csv`` or compressed, e.g. ``.csv.gz``; pyarrow picks the codec from the extension):
 
@@ -25,8 +28,9 @@ Errors (:class:`~hftlab.errors.DataError`, naming the file and the CSV line, hea
 not text, corrupt or truncated compressed stream), ``wrong-type`` (a missing column, or a value that does
 not parse as its column's type, or an empty required value), ``malformed-row`` (a line with the wrong
 number of fields, or a blank line), ``symbol-mismatch`` (``symbol`` column differs from the symbol given),
-``invalid-side`` (a side value the file kind does not define) and ``timestamp-out-of-range`` (a
-microsecond timestamp too large for int64 nanoseconds, e.g. a file already in nanoseconds).
+``invalid-side`` (a side value the file kind does not define), ``timestamp-out-of-range`` (a
+timestamp too large for int64 nanoseconds in its unit) and ``ts-unit-mismatch`` (files of one import
+whose timestamps read in different units).
 Everything else (negative quantities, off-tick prices, timestamps going backwards, ...) is checked by
 :mod:`hftlab.storage.validate` when the result is promoted, with the same file and line.
 
@@ -35,8 +39,9 @@ Differences from hftbacktest's own converter (``hftbacktest.data.utils.tardis.co
 - Feeds stay separate (``snapshot``, ``depth``, ``trades``, ``bbo``) instead of one merged event
   array; ordering across feeds is Canonical Storage's Processing Order.
 - No local-timestamp correction here: hftbacktest always applies ``correct_local_timestamp``; with
-  hftlab it is the caller's explicit choice (:func:`hftlab.ingest.common.apply_local_ts_correction`),
-  recorded in the lineage.
+  hftlab it is the caller's explicit choice (:func:`hftlab.ingest.common.finish_import`), one
+  correction for the files of one import, as hftbacktest computes one over its input files, recorded
+  in the lineage.
 - The CLEAR/SNAPSHOT rows of a snapshot block are emitted where the block starts, and a block that
   ends the file is emitted too (hftbacktest emits a block only when the next incremental row arrives,
   so a file ending in a snapshot, like a snapshot-only file, loses it). The CLEAR price is the
@@ -60,11 +65,11 @@ import pyarrow as pa
 
 from hftlab.errors import DataError
 from hftlab.ingest import registry
-from hftlab.ingest.common import converter_lineage
+from hftlab.ingest.common import converter_lineage, unit_entry
 from hftlab.ingest.csv_reader import FIRST_DATA_LINE, _codes, _floats, _read, _timestamps
 from hftlab.storage.schema import FeedFrame, IngestResult, Instrument, Kind, Side
 
-CONVERTER_VERSION = 1
+CONVERTER_VERSION = 2  # 2: timestamps in s/ms/us/ns (detected or forced), not only us
 
 
 _DICT = pa.dictionary(pa.int32(), pa.string())
@@ -110,19 +115,22 @@ def convert(
     trades: Path | None = None,
     quotes: Path | None = None,
     instrument: Instrument,
+    ts_unit: str = "auto",
 ) -> IngestResult:
-    """Convert Tardis.dev CSV files of one instrument into canonical feeds (see the module docstring)."""
+    """Convert Tardis.dev CSV files of one instrument into canonical feeds (see the module docstring);
+    ``ts_unit``: the unit of every timestamp column, or ``auto``."""
     given = {"book": book, "trades": trades, "quotes": quotes}
     inputs = [Path(p) for p in given.values() if p is not None]
     if not inputs:
         raise DataError("empty-input", "<no input>", None, "give at least one of book, trades or quotes")
     frames: list[FeedFrame] = []
+    units = _Units(ts_unit)
     if book is not None:
-        frames += _convert_book(Path(book), instrument.symbol)
+        frames += _convert_book(Path(book), instrument.symbol, units)
     if trades is not None:
-        frames.append(_convert_trades(Path(trades), instrument.symbol))
+        frames.append(_convert_trades(Path(trades), instrument.symbol, units))
     if quotes is not None:
-        frames.append(_convert_quotes(Path(quotes), instrument.symbol))
+        frames.append(_convert_quotes(Path(quotes), instrument.symbol, units))
     if sum(len(f) for f in frames) == 0:
         sources = ", ".join(str(p) for p in inputs)
         raise DataError("empty-input", sources, None, "the input files hold no rows")
@@ -132,6 +140,7 @@ def convert(
         inputs,
         files={role: Path(p).name for role, p in given.items() if p is not None},
     )
+    lineage["timestamp_units"] = units.lineage()
     return IngestResult(instrument=instrument, feeds=[f for f in frames if len(f)], lineage=lineage)
 
 
@@ -146,7 +155,11 @@ def _convert_args(args: argparse.Namespace) -> IngestResult:
         return Path(value) if value else None
 
     return convert(
-        book=path(args.book), trades=path(args.trades), quotes=path(args.quotes), instrument=registry.instrument(args)
+        book=path(args.book),
+        trades=path(args.trades),
+        quotes=path(args.quotes),
+        instrument=registry.instrument(args),
+        ts_unit=getattr(args, "ts_unit", "auto"),
     )
 
 
@@ -161,14 +174,43 @@ IMPORTER = registry.register(
 )
 
 
+class _Units:
+    """The unit of each timestamp column over the files of one import (they must agree)."""
+
+    def __init__(self, ts_unit: str) -> None:
+        self.ts_unit = ts_unit
+        self.seen: dict[str, tuple[str, str, Path]] = {}
+
+    def read(self, path: Path, table: pa.Table) -> tuple[np.ndarray, np.ndarray]:
+        """Exchange and local timestamps of one file in ns (see :func:`_timestamps`)."""
+        exch_ts, local_ts, units = _timestamps(path, table, self.ts_unit)
+        for column, (unit, how) in units.items():
+            first = self.seen.setdefault(column, (unit, how, path))
+            if first[0] != unit:
+                raise DataError(
+                    "ts-unit-mismatch",
+                    str(path),
+                    None,
+                    f"{column} reads as {unit} ({how}) here but as {first[0]} ({first[1]}) in {first[2]}; "
+                    "give --ts-unit, or import the files separately",
+                )
+            if how == "detected":
+                self.seen[column] = (unit, how, first[2])
+        return exch_ts, local_ts
+
+    def lineage(self) -> dict[str, dict[str, str]]:
+        """``{column: {"unit", "how"}}``; ``how`` is detected if any file's magnitudes showed the unit."""
+        return {column: unit_entry(unit, how) for column, (unit, how, _) in self.seen.items()}
+
+
 # -- one file kind each -------------------------------------------------------------------------------
 
 
-def _convert_book(path: Path, symbol: str) -> list[FeedFrame]:
+def _convert_book(path: Path, symbol: str, units: _Units) -> list[FeedFrame]:
     t = _read(path, BOOK_COLUMNS, symbol)
     n = t.num_rows
     line = np.arange(FIRST_DATA_LINE, n + FIRST_DATA_LINE, dtype=np.int64)
-    exch_ts, local_ts = _timestamps(path, t)
+    exch_ts, local_ts = units.read(path, t)
     price = _floats(path, t, "price")
     qty = _floats(path, t, "amount")
     side = _codes(path, t, "side", BOOK_SIDES, np.int8)
@@ -265,9 +307,9 @@ def _furthest(
     return any_row < none, best, at
 
 
-def _convert_trades(path: Path, symbol: str) -> FeedFrame:
+def _convert_trades(path: Path, symbol: str, units: _Units) -> FeedFrame:
     t = _read(path, TRADE_COLUMNS, symbol)
-    exch_ts, local_ts = _timestamps(path, t)
+    exch_ts, local_ts = units.read(path, t)
     return FeedFrame.from_columns(
         "trades",
         str(path),
@@ -281,10 +323,10 @@ def _convert_trades(path: Path, symbol: str) -> FeedFrame:
     )
 
 
-def _convert_quotes(path: Path, symbol: str) -> FeedFrame:
+def _convert_quotes(path: Path, symbol: str, units: _Units) -> FeedFrame:
     t = _read(path, QUOTE_COLUMNS, symbol)
     n = t.num_rows
-    exch_ts, local_ts = _timestamps(path, t)
+    exch_ts, local_ts = units.read(path, t)
     line = np.arange(FIRST_DATA_LINE, n + FIRST_DATA_LINE, dtype=np.int64)
     sides = ("ask_amount", "ask_price", "bid_price", "bid_amount")
     cols = {name: _floats(path, t, name, required=False) for name in sides}
