@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import socket
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -14,6 +17,10 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
 
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+# Runs (and the processes tests start) feed through an event cache of this session, not the user's.
+_EVENT_CACHE = tempfile.mkdtemp(prefix="hftlab-test-event-cache-")
+os.environ.setdefault("HFTLAB_EVENT_CACHE", _EVENT_CACHE)
+atexit.register(shutil.rmtree, _EVENT_CACHE, True)
 
 
 @pytest.fixture

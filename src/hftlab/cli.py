@@ -39,6 +39,7 @@ def _dataset_row(d: Dataset) -> dict[str, Any]:
     return {
         "id": m.dataset_id,
         "version": m.version,
+        "parent": m.parent,
         "venue": m.instrument.venue,
         "symbol": m.instrument.symbol,
         "rows": m.rows,
@@ -47,20 +48,28 @@ def _dataset_row(d: Dataset) -> dict[str, Any]:
         "end": _iso(m.end_ns),
         "start_ns": m.start_ns,
         "end_ns": m.end_ns,
+        "windows": [
+            {"start": _iso(s.start_ns), "end": _iso(s.end_ns), "rows": s.rows, "source": s.names()}
+            for s in sorted(m.sources, key=lambda s: s.start_ns)
+        ],
         "path": d.path.as_posix(),
     }
 
 
-def _promote(args: argparse.Namespace, result: IngestResult, default_id: str) -> int:
-    from hftlab.ingest.common import apply_local_ts_correction
+def _promote(args: argparse.Namespace, results: IngestResult | list[IngestResult], default_id: str) -> int:
+    from hftlab.ingest.common import finish_import
 
-    apply_local_ts_correction(result, getattr(args, "local_ts_correction", None))
-    dataset, new = Catalog(args.root).promote(result, args.id or default_id)
+    imports = results if isinstance(results, list) else [results]
+    for result in imports:
+        finish_import(result, args)
+    dataset, new = Catalog(args.root).promote(imports, args.id or default_id)
     m = dataset.manifest
     state = "promoted" if new else "already promoted (identical content)"
     feeds = ", ".join(f"{k} {v}" for k, v in m.feeds.items())
+    grown = f", grown from {m.parent}" if new and m.parent else ""
     print(
-        f"{state}: {m.dataset_id} version {m.version}: {m.rows} rows ({feeds}), {_iso(m.start_ns)} .. {_iso(m.end_ns)}"
+        f"{state}: {m.dataset_id} version {m.version}{grown}: {m.rows} rows ({feeds}), "
+        f"{_iso(m.start_ns)} .. {_iso(m.end_ns)} in {len(m.sources)} window(s)"
     )
     print(f"  at {dataset.path}")
     return 0
@@ -85,9 +94,11 @@ def _cmd_list(args: argparse.Namespace) -> int:
     if not rows:
         print(f"no datasets in {Catalog(args.root).root}")
         return 0
-    print(f"{'id':32} {'version':16} {'rows':>12}  start .. end")
+    print(f"{'id':32} {'version':16} {'parent':16} {'rows':>12}  windows (exchange time, UTC)")
     for r in rows:
-        print(f"{r['id']:32} {r['version']:16} {r['rows']:>12}  {r['start']} .. {r['end']}")
+        print(f"{r['id']:32} {r['version']:16} {r['parent'] or '-':16} {r['rows']:>12}")
+        for w in r["windows"]:
+            print(f"{'':67}  {w['start']} .. {w['end']}  {w['rows']:>10} rows  {w['source']}")
     return 0
 
 
@@ -160,6 +171,11 @@ def build_parser() -> argparse.ArgumentParser:
     rp2.add_argument("--metric", default="net_pnl", help="metric choosing the best run and colouring heatmaps")
     rp2.set_defaults(func=_cmd_report)
 
+    cache = sub.add_parser("cache", help="the event cache of fed windows ($HFTLAB_EVENT_CACHE): info, clear")
+    csub = cache.add_subparsers(dest="cache_command", required=True)
+    csub.add_parser("info", help="location, size limit, and every cached window").set_defaults(func=_cmd_cache_info)
+    csub.add_parser("clear", help="remove every cached window").set_defaults(func=_cmd_cache_clear)
+
     status = sub.add_parser("status", help="progress of an experiment (exit 0 only when every run is complete)")
     status.add_argument("results_dir", help="results/<experiment>")
     status.set_defaults(func=_cmd_status)
@@ -200,6 +216,32 @@ def _cmd_diff(args: argparse.Namespace) -> int:
         atomic_write(Path(args.output), text)
     else:
         print(text, end="")
+    return 0
+
+
+def _cmd_cache_info(args: argparse.Namespace) -> int:
+    from hftlab.event_cache import EventCache
+
+    cache = EventCache()
+    entries = cache.entries()
+    total = sum(e.bytes for e in entries)
+    print(
+        f"event cache at {cache.root}: {len(entries)} window(s), {total / 2**30:.2f} GiB of {cache.limit / 2**30:.2f} GiB"
+    )
+    for e in reversed(entries):  # most recently used first
+        i = e.index
+        window = f"{_iso(i['start']) if i['start'] is not None else 'start'} .. {_iso(i['end']) if i['end'] is not None else 'end'}"
+        print(
+            f"  {i['dataset_id']} {i['version']} {','.join(i['feeds'])} {window}: {len(i['chunks'])} piece(s), {e.bytes / 2**20:.1f} MiB"
+        )
+    return 0
+
+
+def _cmd_cache_clear(args: argparse.Namespace) -> int:
+    from hftlab.event_cache import EventCache
+
+    cache = EventCache()
+    print(f"removed {cache.clear() / 2**20:.1f} MiB from {cache.root}")
     return 0
 
 

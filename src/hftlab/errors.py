@@ -7,6 +7,7 @@ The tree::
     │   └── InvalidNameError   a name (dataset id, venue, symbol) that cannot be a path component
     ├── DataError          input data breaks a rule of the canonical schema or of an importer
     ├── StorageError       Canonical Storage refuses an operation
+    │   └── FeedError      a stored dataset cannot be fed as asked (window, queue model, stream order)
     ├── StrategyError      a strategy broke its output contract or raised
     ├── VenueError         hftbacktest returned an error code
     └── ReproduceError     a stored run cannot be re-executed as it was
@@ -44,6 +45,11 @@ class DataError(HftlabError):
 
 class StorageError(HftlabError):
     """Canonical Storage refuses an operation (unknown dataset, tampered file, immutability)."""
+
+
+class FeedError(StorageError):
+    """The Historical Input Feeder cannot feed a stored dataset as asked (an L3 queue model on L2 data,
+    local-time disorder longer than a piece of the stream)."""
 
 
 class ConfigError(HftlabError):

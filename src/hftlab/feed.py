@@ -19,6 +19,7 @@ Same reference + same stored dataset => byte-identical arrays, in any process.
 
 from __future__ import annotations
 
+import itertools
 import mmap
 import threading
 from collections import deque
@@ -33,17 +34,19 @@ import pyarrow.parquet as pq
 
 from hftlab import feed_kernels as K
 from hftlab import hftbacktest_types as HB
-from hftlab.errors import ConfigError, StorageError
+from hftlab.errors import ConfigError, FeedError, StorageError
 from hftlab.hftbacktest_types import EVENT_DTYPE
 from hftlab.storage.catalog import Catalog, Dataset, check_manifest
 from hftlab.storage.manifest import Partition, file_sha256
 from hftlab.storage.schema import DEFAULT_FEEDS, FEEDS
-from hftlab.times import iso, to_ns
+from hftlab.times import NS_PER_DAY, iso, to_ns
 
 _BOOK_FEEDS = ("snapshot", "depth")
 _READ_COLUMNS = ["exch_ts", "local_ts", "kind", "side", "price", "qty", "seq"]
 #: Row groups decoded ahead of the merge.
 _PREFETCH = 2
+#: Rows of one piece of the fed stream (64 bytes each: 128 MiB), unless a UTC day ends first.
+CHUNK_ROWS = 2_000_000
 
 
 @dataclass(frozen=True)
@@ -97,14 +100,71 @@ class DatasetRef:
 
 @dataclass
 class FeedData:
-    """The fed Event stream of one dataset reference."""
+    """The fed Event stream of one dataset reference: in memory (``events``), or as ``.npy`` pieces in
+    the event cache (``files``, read by hftbacktest one after another; ``events`` is then empty)."""
 
     dataset: Dataset
-    events: np.ndarray  #: event_dtype, contiguous, Processing Order
+    events: np.ndarray  #: event_dtype, contiguous, Processing Order (empty when ``files`` hold the stream)
     initial_snapshot: np.ndarray  #: event_dtype; empty when the window starts at the dataset start
     start_ns: int
     end_ns: int
     feeds: tuple[str, ...] = field(default=DEFAULT_FEEDS)
+    files: tuple[Path, ...] = ()  #: the stream as cached pieces, in order (see :mod:`hftlab.event_cache`)
+    rows: int = -1  #: rows of the stream (-1: ``len(events)``)
+    book_px: tuple[float, float] | None = None  #: lowest and highest book price fed (None: compute)
+    cache_hit: bool | None = None  #: None: not fed through the event cache
+    warnings: tuple[str, ...] = ()  #: what a run over this stream must report (see :class:`BookStart`)
+
+    def __post_init__(self) -> None:
+        if self.rows < 0:
+            self.rows = len(self.events)
+
+    def pieces(self) -> Iterator[np.ndarray]:
+        """The stream piece by piece (cached pieces memory-mapped), for one pass over it."""
+        if self.files:
+            for path in self.files:
+                yield np.load(path, mmap_mode="r", allow_pickle=False)
+        else:
+            yield self.events
+
+
+class BookStart:
+    """Watches a fed stream for a window that starts without a book: no initial snapshot, and depth
+    updates before the first snapshot row (the book is then built from increments only and mid, spread
+    and fills are wrong until the first snapshot)."""
+
+    def __init__(self, snapshot: np.ndarray | None) -> None:
+        self.has_snapshot = snapshot is not None and len(snapshot) > 0
+        self.first_depth: int | None = None
+        self.first_snapshot: int | None = None
+
+    def see(self, events: np.ndarray) -> None:
+        if self.has_snapshot or self.first_snapshot is not None:
+            return
+        kind = events["ev"] & HB.KIND_MASK
+        snaps = np.flatnonzero(kind == HB.DEPTH_SNAPSHOT_EVENT)
+        depth = np.flatnonzero(kind == HB.DEPTH_EVENT)
+        if self.first_depth is None and len(depth):
+            self.first_depth = int(events["exch_ts"][depth[0]])
+        if len(snaps):
+            self.first_snapshot = int(events["exch_ts"][snaps[0]])
+
+    def warnings(self, start_ns: int) -> list[str]:
+        if self.has_snapshot or self.first_depth is None:
+            return []
+        if self.first_snapshot is None:
+            return [
+                f"the window starting {iso(start_ns)} has no book snapshot before it nor in it: the book is "
+                "built from incremental updates only, so mid, spread and fills may be wrong throughout"
+            ]
+        if self.first_snapshot <= self.first_depth:
+            return []
+        late = (self.first_snapshot - start_ns) / 1e9
+        return [
+            f"the window starting {iso(start_ns)} has no book snapshot before it: the book is built from "
+            f"incremental updates only until the first snapshot at {iso(self.first_snapshot)} ({late:.3f} s "
+            "later); mid, spread and fills before then may be wrong"
+        ]
 
 
 def _file_digest(path: Path) -> tuple[str, int]:
@@ -150,42 +210,59 @@ def _read_row_group(path: Path, index: int) -> pa.Table:
     return pq.ParquetFile(path, memory_map=True).read_row_group(index, columns=_READ_COLUMNS)
 
 
+def _row_groups(path: Path, lo: int | None, hi: int | None) -> list[int]:
+    """Row groups of ``path`` that may hold exchange times in [lo, hi) (by the file's statistics)."""
+    if not path.is_file():
+        return []
+    meta = pq.ParquetFile(path, memory_map=True).metadata
+    col = meta.schema.names.index("exch_ts")
+    out = []
+    for rg in range(meta.num_row_groups):
+        stats = meta.row_group(rg).column(col).statistics
+        if (
+            stats is not None
+            and stats.has_min_max
+            and ((lo is not None and stats.max < lo) or (hi is not None and stats.min >= hi))
+        ):
+            continue
+        out.append(rg)
+    return out
+
+
 def _iter_chunks(
-    dataset: Dataset, parts: list[Partition], lo: int | None, hi: int | None
+    dataset: Dataset, parts: list[Partition], lo: int | None, hi: int | None, verified: set[Path] | None = None
 ) -> Iterator[dict[str, np.ndarray]]:
     """Column chunks (one per row group and batch) of ``parts`` within [lo, hi), in manifest order.
 
     Files are hashed and row groups decoded ahead in worker threads, a few row groups at a time (so
     decoded memory is reused, not grown); no row of a file is yielded before that file's hash matched
-    the manifest, and the order of yielded chunks never depends on thread timing.
+    the manifest, and the order of yielded chunks never depends on thread timing. Files in ``verified``
+    were checked earlier in the same feed and are not hashed again; files checked here are added to it.
     """
     paths = [dataset.path / p.path for p in parts]
+    done = verified if verified is not None else set()
     with ThreadPoolExecutor(max_workers=3) as pool:
-        digests = [pool.submit(_file_digest, path) for path in paths]
-        tasks = [
-            (i, rg)
-            for i, path in enumerate(paths)
-            for rg in range(pq.ParquetFile(path, memory_map=True).num_row_groups if path.is_file() else 0)
-        ]
+        digests = {i: pool.submit(_file_digest, path) for i, path in enumerate(paths) if path not in done}
+        tasks = [(i, rg) for i, path in enumerate(paths) for rg in _row_groups(path, lo, hi)]
         ahead: deque[Future[pa.Table]] = deque()
         for i, rg in tasks[:_PREFETCH]:
             ahead.append(pool.submit(_read_row_group, paths[i], rg))
-        checked = -1
         for k, (i, _) in enumerate(tasks):
             table = ahead.popleft().result()
             if k + _PREFETCH < len(tasks):
                 j, rg = tasks[k + _PREFETCH]
                 ahead.append(pool.submit(_read_row_group, paths[j], rg))
-            if i != checked:
+            if paths[i] not in done:
                 _check_digest(paths[i], parts[i], digests[i].result())
-                checked = i
+                done.add(paths[i])
             part = parts[i]
             cut_lo = lo if lo is not None and part.exch_ts_min < lo else None
             cut_hi = hi if hi is not None and part.exch_ts_max >= hi else None
             yield from _batches(table, cut_lo, cut_hi)
-        for i, path in enumerate(paths):  # a missing file has no row groups: still refuse it
-            if i != checked:
+        for i, path in enumerate(paths):  # a missing file (or one without rows in range): still check it
+            if path not in done:
                 _check_digest(path, parts[i], digests[i].result())
+                done.add(path)
 
 
 def _read_window(dataset: Dataset, feeds: Iterable[str], lo: int | None, hi: int | None) -> list[dict[str, np.ndarray]]:
@@ -256,42 +333,137 @@ def _merge(chunks: Sequence[dict[str, np.ndarray]]) -> np.ndarray:
     return out
 
 
-def _initial_snapshot(dataset: Dataset, start: int) -> np.ndarray:
-    chunks = _read_window(dataset, _BOOK_FEEDS, None, start)
-    if not chunks:
+def _time_ranges(
+    dataset: Dataset, parts: list[Partition], lo: int, hi: int, budget: int, verified: set[Path]
+) -> list[int]:
+    """Bounds cutting exchange time [lo, hi) of one UTC day into ranges of at most about ``budget`` rows
+    (rows sharing one exchange timestamp are never cut apart)."""
+    if sum(p.rows for p in parts) <= budget:
+        return [lo, hi]
+    stamps = [c["exch_ts"] for c in _iter_chunks(dataset, parts, lo, hi, verified)]
+    exch = np.sort(np.concatenate(stamps)) if stamps else np.empty(0, np.int64)
+    cuts = [int(t) for t in np.unique(exch[budget::budget]) if lo < t < hi]
+    return [lo, *cuts, hi]
+
+
+def merged_chunks(
+    dataset: Dataset, feeds: Iterable[str], lo: int | None, hi: int | None, budget: int
+) -> Iterator[np.ndarray]:
+    """Rows of ``feeds`` in exchange time [lo, hi) as event arrays in Processing Order, flagged EXCH|LOCAL
+    (before any exchange/local split): one per UTC day, or per part of a day of at most about ``budget``
+    rows. Each file is hash-checked once, before its rows are used."""
+    parts = _select(dataset, feeds, lo, hi)
+    days: dict[int, list[Partition]] = {}
+    for part in parts:
+        days.setdefault(part.exch_ts_min // NS_PER_DAY, []).append(part)
+    verified: set[Path] = set()
+    for day in sorted(days):
+        first, last = day * NS_PER_DAY, (day + 1) * NS_PER_DAY
+        a, b = max(first, lo) if lo is not None else first, min(last, hi) if hi is not None else last
+        bounds = _time_ranges(dataset, days[day], a, b, budget, verified)
+        for t0, t1 in itertools.pairwise(bounds):
+            merged = _merge(list(_iter_chunks(dataset, days[day], t0, t1, verified)))
+            if len(merged):
+                yield merged
+
+
+def _finish(piece: np.ndarray) -> np.ndarray:
+    """Split rows whose exchange and local order disagree (see the module docstring, step 3)."""
+    if len(piece) and not K.local_order_is_monotone(piece):
+        return K.split_exch_local(piece, np.argsort(piece["local_ts"], kind="stable"))
+    return piece
+
+
+def stream_events(dataset: Dataset, window: Window = Window(), budget: int = CHUNK_ROWS) -> Iterator[np.ndarray]:
+    """The Event stream of ``window`` in pieces of about ``budget`` rows (never more than a UTC day), whose
+    concatenation is byte for byte ``load_events(dataset, window).events``; at most two pieces' rows are
+    held at once.
+
+    Pieces are cut where no row before the cut is later than a row after it in exchange or local time,
+    so splitting rows whose local order disagrees with exchange order (step 3) gives the same result
+    piece by piece as on the whole. When local-time disorder spans more than one piece (never seen in
+    market data: it would take a latency inversion longer than a piece), a :class:`FeedError` says so
+    rather than feed a different order.
+    """
+    check_manifest(dataset)
+    pending: np.ndarray | None = None
+    fed_until = np.iinfo(np.int64).min  # largest local time already fed
+    for merged in merged_chunks(dataset, window.feeds, window.start, window.end, budget):
+        if pending is None:
+            pending = merged
+            continue
+        cut = K.clean_cut(pending, int(merged["local_ts"].min()))
+        piece = pending[:cut]
+        pending = merged if cut == len(pending) else np.concatenate([pending[cut:], merged])
+        if len(piece):
+            fed_until = _check_after(piece, fed_until)
+            yield _finish(piece)
+    if pending is not None:
+        _check_after(pending, fed_until)
+        yield _finish(pending)
+
+
+def _check_after(piece: np.ndarray, fed_until: int) -> int:
+    first = int(piece["local_ts"].min())
+    if first <= fed_until:
+        raise FeedError(
+            f"local time {iso(first)} comes before local time {iso(fed_until)} fed in an earlier piece: the "
+            "local-time disorder spans more than one piece of the stream; raise the piece row budget "
+            "(HFTLAB_FEED_CHUNK_ROWS)"
+        )
+    return int(piece["local_ts"].max())
+
+
+def _initial_snapshot(dataset: Dataset, start: int, budget: int = CHUNK_ROWS) -> np.ndarray:
+    """The book at ``start``: book rows before it replayed a day (or ``budget`` rows) at a time, the levels
+    of each part carried into the next as rows, so memory does not grow with the history replayed."""
+    levels: np.ndarray | None = None
+    last: np.ndarray | None = None
+    tick = dataset.manifest.instrument.tick_size
+    for merged in merged_chunks(dataset, _BOOK_FEEDS, None, start, budget):
+        rows = merged if levels is None else np.concatenate([levels, merged])
+        side = np.where((rows["ev"] & HB.BUY_EVENT) != 0, 1, -1).astype(np.int8)
+        kind = (rows["ev"] & np.uint64(HB.KIND_MASK)).astype(np.int64)
+        bid_rows, ask_rows = K.replay_book(kind, side, rows["px"], rows["qty"], tick)
+        levels = rows[np.concatenate([bid_rows, ask_rows])]
+        last = merged[-1]
+    if levels is None or last is None:
         return np.empty(0, dtype=EVENT_DTYPE)
-    order = np.argsort(np.concatenate([c["seq"] for c in chunks]), kind="stable")
-    col = {
-        k: np.concatenate([c[k] for c in chunks])[order]
-        for k in ("exch_ts", "local_ts", "kind", "side", "price", "qty")
-    }
-    bid_rows, ask_rows = K.replay_book(
-        col["kind"], col["side"], col["price"], col["qty"], dataset.manifest.instrument.tick_size
-    )
-    rows = np.concatenate([bid_rows, ask_rows])
-    snap = np.zeros(len(rows), dtype=EVENT_DTYPE)
-    side_flag = np.where(col["side"][rows] > 0, HB.BUY_EVENT, HB.SELL_EVENT)
+    snap = np.zeros(len(levels), dtype=EVENT_DTYPE)
+    side_flag = np.where((levels["ev"] & HB.BUY_EVENT) != 0, HB.BUY_EVENT, HB.SELL_EVENT)
     snap["ev"] = np.uint64(HB.DEPTH_SNAPSHOT_EVENT) | HB.EXCH_EVENT | HB.LOCAL_EVENT | side_flag
-    snap["exch_ts"] = col["exch_ts"][-1]
-    snap["local_ts"] = col["local_ts"][-1]
-    snap["px"] = col["price"][rows]
-    snap["qty"] = col["qty"][rows]
+    snap["exch_ts"] = last["exch_ts"]
+    snap["local_ts"] = last["local_ts"]
+    snap["px"] = levels["px"]
+    snap["qty"] = levels["qty"]
     return snap
 
 
+def begins_mid_stream(dataset: Dataset, start: int | None) -> bool:
+    """True when ``start`` is after the dataset's first row (an initial snapshot is then replayed)."""
+    return start is not None and start > dataset.manifest.start_ns
+
+
+def initial_snapshot(dataset: Dataset, start: int | None, budget: int = CHUNK_ROWS) -> np.ndarray:
+    """The book at ``start`` as DEPTH_SNAPSHOT rows (best level first), empty when the window starts at the
+    dataset's start (step 4 of the module docstring)."""
+    if start is None or not begins_mid_stream(dataset, start):
+        return np.empty(0, EVENT_DTYPE)
+    return _initial_snapshot(dataset, start, budget)
+
+
 def load_events(dataset: Dataset, window: Window = Window()) -> FeedData:
-    """Feed a resolved dataset: the Event stream of ``window`` in Processing Order (see the module docstring)."""
+    """Feed a resolved dataset: the Event stream of ``window`` in Processing Order as one array (see the
+    module docstring). :mod:`hftlab.event_cache` feeds the same stream in pieces, in bounded memory."""
     check_manifest(dataset)
     start, end = window.start, window.end
     events = _stream_dense(dataset, window.feeds, start, end)
     if events is None:
         events = _merge(_read_window(dataset, window.feeds, start, end))
-    if len(events) and not K.local_order_is_monotone(events):
-        events = K.split_exch_local(events, np.argsort(events["local_ts"], kind="stable"))
-    begins_mid_stream = start is not None and start > dataset.manifest.start_ns
-    snapshot = (
-        _initial_snapshot(dataset, start) if begins_mid_stream and start is not None else np.empty(0, EVENT_DTYPE)
-    )
+    events = _finish(events)
+    snapshot = initial_snapshot(dataset, start)
+    book = BookStart(snapshot)
+    book.see(events)
     return FeedData(
         dataset=dataset,
         events=np.ascontiguousarray(events),
@@ -299,4 +471,5 @@ def load_events(dataset: Dataset, window: Window = Window()) -> FeedData:
         start_ns=start if start is not None else dataset.manifest.start_ns,
         end_ns=end if end is not None else dataset.manifest.end_ns + 1,
         feeds=tuple(window.feeds),
+        warnings=tuple(book.warnings(start if start is not None else dataset.manifest.start_ns)),
     )

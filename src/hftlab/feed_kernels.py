@@ -10,6 +10,7 @@ import numpy as np
 
 from hftlab.hftbacktest_types import (
     BUY_EVENT,
+    DEPTH_BBO_EVENT,
     DEPTH_CLEAR_EVENT,
     DEPTH_EVENT,
     DEPTH_SNAPSHOT_EVENT,
@@ -158,3 +159,43 @@ def _levels(book, descending):
     for j in range(n):
         rows[j] = book[ordered[n - 1 - j] if descending else ordered[j]]
     return rows
+
+
+@engine_jit
+def clean_cut(events, next_min_local):
+    """The largest ``p`` such that feeding ``events[:p]`` apart from what follows cannot change the
+    Processing Order: every row before ``p`` is earlier than every row after it in exchange time (strictly)
+    and in local time (strictly), where "after" is ``events[p:]`` and a next chunk whose smallest local
+    timestamp is ``next_min_local``. Then :func:`split_exch_local` of the two sides, concatenated, equals
+    its result on the whole. 0 when no such cut exists."""
+    n = len(events)
+    prefix_max = np.empty(n, dtype=np.int64)
+    running = np.iinfo(np.int64).min
+    for i in range(n):
+        if events[i]["local_ts"] > running:
+            running = events[i]["local_ts"]
+        prefix_max[i] = running
+    suffix_min = next_min_local
+    for p in range(n, 0, -1):
+        if p < n:
+            if events[p]["local_ts"] < suffix_min:
+                suffix_min = events[p]["local_ts"]
+            if events[p - 1]["exch_ts"] >= events[p]["exch_ts"]:
+                continue
+        if prefix_max[p - 1] < suffix_min:
+            return p
+    return 0
+
+
+@engine_jit
+def book_px_range(events, lo, hi):
+    """(min, max) of book prices (depth, clear, snapshot, bbo rows) in ``events``, folded into [lo, hi]."""
+    for i in range(len(events)):
+        k = events[i]["ev"] & np.uint64(0xFF)
+        if k == DEPTH_EVENT or k == DEPTH_CLEAR_EVENT or k == DEPTH_SNAPSHOT_EVENT or k == DEPTH_BBO_EVENT:
+            px = events[i]["px"]
+            if px < lo:
+                lo = px
+            if px > hi:
+                hi = px
+    return lo, hi

@@ -25,7 +25,7 @@ from hftlab.errors import HftlabError
 from hftlab.files import atomic_write
 from hftlab.metrics.compute import markouts
 from hftlab.ranking import Goal, best_index, goal
-from hftlab.run.results import METRICS_FILE, RECORDS_DIR, RUN_FILE
+from hftlab.run.results import METRICS_FILE, RECORDS_DIR, RUN_FILE, WARNINGS_FILE
 from hftlab.sweep import manifest as M
 from hftlab.sweep.summary import summary_rows
 
@@ -111,6 +111,16 @@ def _num(v: Any) -> float:
     return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else float("nan")
 
 
+def _run_warnings(runs: Path, run_ids: list[str]) -> dict[str, list[str]]:
+    """Each warning the runs recorded (``warnings.json``), with the runs that recorded it."""
+    out: dict[str, list[str]] = {}
+    for rid in run_ids:
+        path = runs / rid / WARNINGS_FILE
+        for text in json.loads(path.read_text()) if path.is_file() else []:
+            out.setdefault(str(text), []).append(rid)
+    return out
+
+
 def experiment_report(exp_dir: Path, out: Path, metric: str = "net_pnl") -> Path:
     """Write ``out/index.html`` and PNGs for one experiment directory; return the HTML path."""
     m = M.read(exp_dir)
@@ -131,6 +141,12 @@ def experiment_report(exp_dir: Path, out: Path, metric: str = "net_pnl") -> Path
     metric = chosen_by.metric
     best = _choose(rows, chosen_by)
     parts = [f"<h1>Experiment {html.escape(exp_dir.name)}</h1>"]
+    warned = _run_warnings(runs, [str(r["run_id"]) for r in rows if r.get("run_id")])
+    if warned:
+        parts.append("<h2>Warnings</h2><ul class='warnings'>" + "".join(
+            f"<li>{html.escape(text)} <small>(runs: {html.escape(', '.join(ids))})</small></li>"
+            for text, ids in warned.items()
+        ) + "</ul>")  # fmt: skip
     if m["grid"]:
         parts.append("<p>Grid: " + " ".join(f"<code>{html.escape(g)}</code>" for g in m["grid"]) + "</p>")
     counts = M.counts(m)

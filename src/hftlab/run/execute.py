@@ -19,7 +19,7 @@ from typing import Any
 from numba.core import event as numba_event
 
 from hftlab.errors import HftlabError
-from hftlab.feed import Window, load_events
+from hftlab.feed import FeedData, Window, load_events
 from hftlab.files import jsonable
 from hftlab.jit import PYTHON_MODE
 from hftlab.metrics import MetricsConfig, compute_metrics, metrics_definition
@@ -41,6 +41,7 @@ from hftlab.runtime.runner import compile_seconds, run_backtest
 from hftlab.runtime.strategy import Strategy, load_strategy
 from hftlab.storage.catalog import Catalog, Dataset
 from hftlab.venue.config import VenueConfig
+from hftlab.venue.simulated import check_feedable
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,7 @@ def prepare(config: RunConfig, project_dir: Path, *, results_dir: Path | None = 
     params = strategy.params(dataclasses.asdict(config.strategy.params))
     dataset = Catalog(project_dir / config.dataset.root).resolve(config.dataset.id, config.dataset.version)
     venue = config.venue.resolve(dataset.manifest.instrument)
+    check_feedable(venue, dataset)
     definition = build_definition(config, strategy, params, dataset, venue, project_dir)
     rid = run_id(definition)
     runs = runs_dir(results_dir or project_dir / config.output.results_dir, config.experiment_name)
@@ -119,11 +121,11 @@ def _execute_here(prepared: PreparedRun) -> None:
         numba_event.install_listener("numba:compile", notice),
         numba_event.install_recorder("numba:compile") as feed_compiles,
     ):
-        fed = load_events(prepared.dataset, Window(tuple(config.dataset.feeds), start, end))
+        fed = feed(prepared.dataset, Window(tuple(config.dataset.feeds), start, end))
     feed_seconds = time.perf_counter() - t0
-    ev = fed.events
-    # first and last rows bound event time closely enough for progress (no pass over the array)
-    bar.window(len(ev), int(ev[0]["local_ts"]) if len(ev) else 0, int(ev[-1]["local_ts"]) if len(ev) else 1)
+    for warning in fed.warnings:
+        bar.say(f"run {rid}: warning: {warning}")
+    bar.window(fed.rows, fed.start_ns, fed.end_ns)
     with numba_event.install_listener("numba:compile", notice):
         out = run_backtest(
             fed, prepared.strategy, prepared.params, venue=prepared.venue, risk=config.risk,
@@ -137,6 +139,7 @@ def _execute_here(prepared: PreparedRun) -> None:
     telemetry = {
         "wall_seconds": wall,
         "feed_seconds": feed_seconds - feed_compile,
+        "event_cache": {None: "off", True: "hit", False: "filled"}[fed.cache_hit],
         "loop_seconds": loop_seconds,
         "compile_seconds": feed_compile + out.telemetry["compile_seconds"],
         "events": out.events,
@@ -145,7 +148,16 @@ def _execute_here(prepared: PreparedRun) -> None:
         "host": platform.node(),
         "python": platform.python_version(),
     }
-    write_run(prepared.run_dir, prepared.definition, out, metrics, telemetry)
+    write_run(prepared.run_dir, prepared.definition, out, metrics, telemetry, list(fed.warnings))
+
+
+def feed(dataset: Dataset, window: Window) -> FeedData:
+    """The run's Event stream: through the event cache (:mod:`hftlab.event_cache`), or in memory where
+    ``HFTLAB_EVENT_CACHE=off``."""
+    from hftlab.event_cache import EventCache, default_dir
+
+    root = default_dir()
+    return load_events(dataset, window) if root is None else EventCache(root).feed(dataset, window)
 
 
 def _execute_in_python_mode(prepared: PreparedRun, force: bool) -> None:

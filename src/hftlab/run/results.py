@@ -40,6 +40,7 @@ METRICS_DEFINITION_FILE = "metrics_definition.json"
 #: The run's final account (one row), beside the record tables: metrics are recomputed from both.
 ACCOUNT_FILE = "account.parquet"
 TELEMETRY_FILE = "telemetry.json"
+WARNINGS_FILE = "warnings.json"
 RECORDS_DIR = "records"
 _TMP_PREFIX = ".tmp-"
 PARQUET_OPTIONS: dict[str, Any] = {"compression": "zstd", "write_statistics": True, "use_dictionary": False}
@@ -67,9 +68,17 @@ def deterministic_files(run_dir: Path) -> list[str]:
 
 
 def write_run(
-    target: Path, definition: dict[str, Any], records: Records, metrics: Metrics, telemetry: dict[str, Any]
+    target: Path,
+    definition: dict[str, Any],
+    records: Records,
+    metrics: Metrics,
+    telemetry: dict[str, Any],
+    warnings: list[str] | None = None,
 ) -> bool:
-    """Write a complete run directory at ``target`` atomically. False if it already existed (kept)."""
+    """Write a complete run directory at ``target`` atomically. False if it already existed (kept).
+
+    ``warnings`` (what the run must report about its input, e.g. a window without a book snapshot) go to
+    ``warnings.json``, an empty list when there are none."""
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.parent / f"{_TMP_PREFIX}{target.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
@@ -81,6 +90,7 @@ def write_run(
             write_table(tmp / RECORDS_DIR / f"{name}.parquet", table)
         write_table(tmp / RECORDS_DIR / ACCOUNT_FILE, _account_row(records.account))
         (tmp / TELEMETRY_FILE).write_text(pretty_json(telemetry))
+        (tmp / WARNINGS_FILE).write_text(pretty_json(list(warnings or [])))
         try:
             os.rename(tmp, target)
         except OSError:

@@ -198,7 +198,7 @@ def run_backtest(
         tables=R.valid_rows(rec),
         account=_account(lp, venue_position),
         venue=sim.config,
-        events=len(fed.events),
+        events=fed.rows,
         telemetry={"loop_seconds": wall, "loop_calls": calls, "compile_seconds": compiling,
                    "start_seconds": t0 - t_compile},
     )  # fmt: skip

@@ -10,6 +10,7 @@ on a second call).
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -17,9 +18,12 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from hftlab.errors import ConfigError
+from hftlab.errors import ConfigError, FeedError
 from hftlab.feed import FeedData
-from hftlab.hftbacktest_types import BOOK_KINDS, EVENT_DTYPE, EXCH_EVENT, KIND_MASK, LOCAL_EVENT
+from hftlab.feed_kernels import book_px_range
+from hftlab.hftbacktest_types import EVENT_DTYPE, EXCH_EVENT, LOCAL_EVENT
+from hftlab.storage.catalog import Dataset
+from hftlab.storage.schema import L3_FEEDS
 from hftlab.venue import abi
 from hftlab.venue.abi import Backtest
 from hftlab.venue.config import ExchangeModel, FeeModel, LatencyModel, QueueModel, VenueConfig
@@ -29,19 +33,24 @@ ORDER_LATENCY_DTYPE = np.dtype([("req_ts", "i8"), ("exch_ts", "i8"), ("resp_ts",
 EXCH_LOCAL = EXCH_EVENT | LOCAL_EVENT
 
 
-def feed_derived_latency(events: np.ndarray, config: VenueConfig) -> np.ndarray:
+def _last_per_interval(rows: np.ndarray, resample_ns: int) -> np.ndarray:
+    bucket = rows["local_ts"] // resample_ns
+    return rows[np.flatnonzero(np.r_[bucket[1:] != bucket[:-1], True])]
+
+
+def feed_derived_latency(events: np.ndarray | Iterable[np.ndarray], config: VenueConfig) -> np.ndarray:
     """Order latencies from feed latency, resampled: the last EXCH|LOCAL row of each interval.
 
     Same model as hftbacktest's ``generate_order_latency`` (which needs a file and polars); this one
-    works on the fed array in memory.
+    works on the fed stream, one array or its pieces in order (the last row of an interval that a piece
+    boundary cuts is the later piece's, as on the whole).
     """
     lat = config.latency
-    rows = events[(events["ev"] & EXCH_LOCAL) == EXCH_LOCAL]
+    pieces = [events] if isinstance(events, np.ndarray) else events
+    kept = [_last_per_interval(p[(p["ev"] & EXCH_LOCAL) == EXCH_LOCAL], lat.resample_ns) for p in pieces]
+    rows = _last_per_interval(np.concatenate(kept), lat.resample_ns) if kept else np.empty(0, EVENT_DTYPE)
     if len(rows) == 0:
         raise ConfigError("venue.latency.model=feed_derived: the fed events hold no rows to derive latency from")
-    bucket = rows["local_ts"] // lat.resample_ns
-    last = np.flatnonzero(np.r_[bucket[1:] != bucket[:-1], True])
-    rows = rows[last]
     feed = (rows["local_ts"] - rows["exch_ts"]).astype(np.float64)
     out = np.zeros(len(rows), dtype=ORDER_LATENCY_DTYPE)
     out["req_ts"] = rows["local_ts"]
@@ -50,15 +59,29 @@ def feed_derived_latency(events: np.ndarray, config: VenueConfig) -> np.ndarray:
     return out
 
 
-def roi_bounds(events: np.ndarray, snapshot: np.ndarray, margin: float) -> tuple[float, float]:
-    """ROI vector bounds covering every book price in the data, widened by ``margin`` × mid."""
-    book = [a["px"][np.isin(a["ev"] & KIND_MASK, BOOK_KINDS)] for a in (events, snapshot) if len(a)]
-    prices = np.concatenate(book) if book else np.empty(0)
-    if prices.size == 0:
+def roi_bounds(fed: FeedData, margin: float) -> tuple[float, float]:
+    """ROI vector bounds covering every book price fed (stream and initial snapshot), widened by
+    ``margin`` × mid."""
+    if fed.book_px is not None:
+        lo, hi = fed.book_px
+    else:
+        lo, hi = np.inf, -np.inf
+        for piece in (*fed.pieces(), fed.initial_snapshot):
+            lo, hi = book_px_range(piece, lo, hi)
+    if not lo <= hi:
         raise ConfigError("venue.depth=roi_vector: the fed events hold no book prices to derive ROI bounds from")
-    lo, hi = float(prices.min()), float(prices.max())
     pad = margin * (lo + hi) / 2.0
     return max(lo - pad, 0.0), hi + pad
+
+
+def check_feedable(config: VenueConfig, dataset: Dataset) -> None:
+    """Refuse, before any run, a venue the dataset cannot feed: an L3 queue model (``l3_fifo``) needs
+    order-by-order rows, and without them hftbacktest runs with a frozen book and no fills."""
+    if config.queue.model == QueueModel.l3_fifo and not L3_FEEDS & set(dataset.manifest.feeds):
+        raise FeedError(
+            f"venue.queue.model=l3_fifo needs order-by-order (L3) rows; dataset '{dataset.id}' {dataset.version} "
+            f"holds L2 feeds only ({', '.join(dataset.manifest.feeds)}): choose risk_averse, power_prob or log_prob"
+        )
 
 
 @dataclass
@@ -77,12 +100,14 @@ class SimulatedVenue:
 
     def __init__(self, fed: FeedData, config: VenueConfig) -> None:
         self.config = config.resolve(fed.dataset.manifest.instrument)
+        check_feedable(self.config, fed.dataset)
+        self.fed = fed
         self.arrays = VenueArrays(
             events=np.ascontiguousarray(fed.events, dtype=EVENT_DTYPE),
             initial_snapshot=np.ascontiguousarray(fed.initial_snapshot, dtype=EVENT_DTYPE),
             order_latency=None,
         )
-        if len(self.arrays.events) == 0:
+        if fed.rows == 0:
             raise ConfigError("dataset window holds no events: nothing to backtest")
         self.backtest: Backtest | None = None
         self._closed = False
@@ -92,7 +117,10 @@ class SimulatedVenue:
         from hftbacktest import BacktestAsset
 
         cfg, arrays = self.config, self.arrays
-        asset = BacktestAsset().data(arrays.events)
+        if self.fed.files:  # cached pieces: hftbacktest holds the one it reads and the next one only
+            asset = BacktestAsset().data([str(f) for f in self.fed.files]).parallel_load(True)
+        else:
+            asset = BacktestAsset().data(arrays.events)
         if len(arrays.initial_snapshot):
             asset = asset.initial_snapshot(arrays.initial_snapshot)
         if cfg.contract_type == "inverse":
@@ -107,7 +135,7 @@ class SimulatedVenue:
                 arrays.order_latency = _load_order_latency(Path(lat.path))
                 asset = asset.intp_order_latency(arrays.order_latency)
             case LatencyModel.feed_derived:
-                arrays.order_latency = feed_derived_latency(arrays.events, cfg)
+                arrays.order_latency = feed_derived_latency(self.fed.pieces(), cfg)
                 asset = asset.intp_order_latency(arrays.order_latency)
         q = cfg.queue
         match _choice(QueueModel, q.model, "venue.queue.model"):
@@ -134,7 +162,7 @@ class SimulatedVenue:
                 asset = asset.flat_per_trade_fee_model(f.maker, f.taker)
         asset = asset.tick_size(cfg.tick_size).lot_size(cfg.lot_size).last_trades_capacity(cfg.last_trades_capacity)
         if cfg.depth == "roi_vector":
-            lo, hi = roi_bounds(arrays.events, arrays.initial_snapshot, cfg.roi_margin)
+            lo, hi = roi_bounds(self.fed, cfg.roi_margin)
             asset = asset.roi_lb(lo).roi_ub(hi)
         return asset
 
