@@ -8,6 +8,7 @@ import json
 import os
 import platform
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -26,9 +27,11 @@ from hftlab.metrics import MetricsConfig, compute_metrics, metrics_definition
 from hftlab.run.definition import build_definition, run_id
 from hftlab.run.results import (
     METRICS_FILE,
+    RECORDS_DIR,
     Metrics,
     clean_partial,
     is_complete,
+    new_run_dir,
     read_records,
     replace_metrics,
     runs_dir,
@@ -126,29 +129,30 @@ def _execute_here(prepared: PreparedRun) -> None:
     for warning in fed.warnings:
         bar.say(f"run {rid}: warning: {warning}")
     bar.window(fed.rows, fed.start_ns, fed.end_ns)
-    with numba_event.install_listener("numba:compile", notice):
-        out = run_backtest(
-            fed, prepared.strategy, prepared.params, venue=prepared.venue, risk=config.risk,
-            execution=config.execution, runtime=config.runtime, progress=bar,
-        )  # fmt: skip
-    bar.finish()
-    wall = time.perf_counter() - t0
-    feed_compile = compile_seconds(feed_compiles.buffer)
-    metrics = Metrics(compute_metrics(out, config.metrics), metrics_definition(config.metrics))
-    loop_seconds = out.telemetry["loop_seconds"]
-    telemetry = {
-        "wall_seconds": wall,
-        "feed_seconds": feed_seconds - feed_compile,
-        "event_cache": {None: "off", True: "hit", False: "filled"}[fed.cache_hit],
-        "loop_seconds": loop_seconds,
-        "compile_seconds": feed_compile + out.telemetry["compile_seconds"],
-        "events": out.events,
-        "events_per_second": out.events / loop_seconds if loop_seconds else None,
-        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "host": platform.node(),
-        "python": platform.python_version(),
-    }
-    write_run(prepared.run_dir, prepared.definition, out, metrics, telemetry, list(fed.warnings))
+    tmp = new_run_dir(prepared.run_dir)  # records are written into it while the loop runs
+    try:
+        with numba_event.install_listener("numba:compile", notice):
+            out = run_backtest(
+                fed, prepared.strategy, prepared.params, venue=prepared.venue, risk=config.risk,
+                execution=config.execution, runtime=config.runtime, progress=bar, records_dir=tmp / RECORDS_DIR,
+            )  # fmt: skip
+        bar.finish()
+        telemetry = {
+            "wall_seconds": time.perf_counter() - t0,
+            "feed_seconds": feed_seconds - compile_seconds(feed_compiles.buffer),
+            "event_cache": {None: "off", True: "hit", False: "filled"}[fed.cache_hit],
+            "compile_seconds": compile_seconds(feed_compiles.buffer) + out.telemetry["compile_seconds"],
+            "events": out.events,
+            "loop_seconds": out.telemetry["loop_seconds"],
+            "events_per_second": out.events / out.telemetry["loop_seconds"] if out.telemetry["loop_seconds"] else None,
+            "host": platform.node(),
+            "python": platform.python_version(),
+        }
+        metrics = Metrics(compute_metrics(out, config.metrics), metrics_definition(config.metrics))
+        telemetry["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        write_run(prepared.run_dir, prepared.definition, out, metrics, telemetry, list(fed.warnings), tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)  # renamed into place unless something failed
 
 
 def feed(dataset: Dataset, window: Window) -> FeedData:

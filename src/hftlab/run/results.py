@@ -27,12 +27,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 import pyarrow.parquet as pq
 
 from hftlab.errors import StorageError
 from hftlab.files import atomic_write, pretty_json
 from hftlab.metrics import Records
+from hftlab.runtime.record_files import StoredTables, write_table
 
 RUN_FILE = "run.json"
 METRICS_FILE = "metrics.json"
@@ -43,7 +43,6 @@ TELEMETRY_FILE = "telemetry.json"
 WARNINGS_FILE = "warnings.json"
 RECORDS_DIR = "records"
 _TMP_PREFIX = ".tmp-"
-PARQUET_OPTIONS: dict[str, Any] = {"compression": "zstd", "write_statistics": True, "use_dictionary": False}
 
 
 def runs_dir(results_dir: Path, experiment: str) -> Path:
@@ -55,9 +54,12 @@ def is_complete(run_dir: Path) -> bool:
     return run_dir.is_dir() and not run_dir.name.startswith(_TMP_PREFIX) and (run_dir / RUN_FILE).is_file()
 
 
-def write_table(path: Path, table: np.ndarray) -> None:
-    arrow = pa.table({name: table[name] for name in table.dtype.names or ()})
-    pq.write_table(arrow, path, **PARQUET_OPTIONS)
+def new_run_dir(target: Path) -> Path:
+    """A temporary directory beside ``target`` to write a run into (:func:`write_run` renames it)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.parent / f"{_TMP_PREFIX}{target.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    return tmp
 
 
 def deterministic_files(run_dir: Path) -> list[str]:
@@ -74,20 +76,24 @@ def write_run(
     metrics: Metrics,
     telemetry: dict[str, Any],
     warnings: list[str] | None = None,
+    tmp: Path | None = None,
 ) -> bool:
     """Write a complete run directory at ``target`` atomically. False if it already existed (kept).
 
     ``warnings`` (what the run must report about its input, e.g. a window without a book snapshot) go to
-    ``warnings.json``, an empty list when there are none."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.parent / f"{_TMP_PREFIX}{target.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
+    ``warnings.json``, an empty list when there are none. ``tmp`` is the directory from
+    :func:`new_run_dir` the run already wrote its record files into (``tmp/records``, by
+    :class:`~hftlab.runtime.record_files.RecordWriter`); it is renamed to ``target`` or removed."""
+    tmp = tmp if tmp is not None else new_run_dir(target)
     try:
         (tmp / RUN_FILE).write_text(pretty_json(definition))
         _write_metrics(tmp, metrics)
-        (tmp / RECORDS_DIR).mkdir()
-        for name, table in records.tables.items():
-            write_table(tmp / RECORDS_DIR / f"{name}.parquet", table)
+        (tmp / RECORDS_DIR).mkdir(exist_ok=True)
+        if not isinstance(records.tables, StoredTables):
+            for name, table in records.tables.items():
+                write_table(tmp / RECORDS_DIR / f"{name}.parquet", table)
+        elif records.tables.directory != tmp / RECORDS_DIR:
+            raise ValueError(f"records written to {records.tables.directory}, not into {tmp / RECORDS_DIR}")
         write_table(tmp / RECORDS_DIR / ACCOUNT_FILE, _account_row(records.account))
         (tmp / TELEMETRY_FILE).write_text(pretty_json(telemetry))
         (tmp / WARNINGS_FILE).write_text(pretty_json(list(warnings or [])))

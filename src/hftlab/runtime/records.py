@@ -9,7 +9,7 @@ when the loop asks for room.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -196,13 +196,27 @@ def allocate_records(capacity: int) -> Records:
     return Records._make([*tables, np.zeros(len(TABLES), np.int64)])
 
 
-def grown(rec: Records) -> Records:
-    """Copies with twice the room of every table that is more than half full (the others are kept)."""
+def grown(rec: Records, need: int, writer: Any = None, capacity: int = 0) -> Records:
+    """Room for ``need`` more rows in every table: a table short of room doubles (until it has room).
+
+    With a ``writer`` (a :class:`~hftlab.runtime.record_files.RecordWriter`), a table short of room that
+    cannot double within ``capacity`` rows first gives all its rows but the last to the writer, keeping
+    the last one first (the loop reads the previous state row): memory stays bounded however many rows a
+    run writes."""
     tables = []
-    for i, table in enumerate(rec[: len(TABLES)]):
-        if rec.counts[i] * 2 > len(table):
-            bigger = record_array(len(table) * 2, table.dtype)
-            bigger[: rec.counts[i]] = table[: rec.counts[i]]
+    for i, (name, table) in enumerate(zip(TABLES, rec[: len(TABLES)], strict=False)):
+        n = int(rec.counts[i])
+        if writer is not None and len(table) - n <= need and len(table) * 2 > capacity and n > 1:
+            writer.spill(name, plain(table[: n - 1]))
+            table[0] = table[n - 1]
+            n = 1
+            rec.counts[i] = 1
+        size = len(table)
+        while size - n <= need:
+            size *= 2
+        if size != len(table):
+            bigger = record_array(size, table.dtype)
+            bigger[:n] = table[:n]
             table = bigger
         tables.append(table)
     return Records._make([*tables, rec.counts])

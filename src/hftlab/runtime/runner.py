@@ -13,7 +13,9 @@ serves it to every later process and a strategy edit recompiles the strategy onl
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 import numba
@@ -30,6 +32,7 @@ from hftlab.runtime.contract import OUTPUT_ERROR_DTYPE
 from hftlab.runtime.execution import ExecutionRules
 from hftlab.runtime.lifecycle import new_orders, rows_per_step
 from hftlab.runtime.loop import DONE, NEED_ROOM, OUTPUT_ERROR, PROGRESS, Loop, LoopSettings, run_loop
+from hftlab.runtime.record_files import ROW_GROUP, RecordWriter
 from hftlab.runtime.risk import RiskLimits
 from hftlab.runtime.state import FEE_MODELS, Contract, new_account, new_market
 from hftlab.runtime.strategy import Strategy, compiled_evaluate, evaluate_signature
@@ -58,7 +61,7 @@ class Progress(Protocol):
 class RunOutput:
     """What one backtest produced: records (deterministic) and measurements (not)."""
 
-    tables: dict[str, np.ndarray]
+    tables: Mapping[str, Any]  #: name -> rows (in memory), or -> a :class:`StoredTable` (``records_dir``)
     account: dict[str, float]
     venue: VenueConfig  #: resolved (instrument values filled in)
     events: int
@@ -159,6 +162,8 @@ def run_backtest(
     execution: ExecutionConfig = ExecutionConfig(),
     runtime: RuntimeConfig = RuntimeConfig(),
     progress: Progress | None = None,
+    records_dir: Path | None = None,
+    spill_rows: int = ROW_GROUP,
 ) -> RunOutput:
     """Execute the Core Runtime over ``fed`` and return its execution records.
 
@@ -171,6 +176,10 @@ def run_backtest(
     ``PROGRESS_SECONDS`` of wall time (the loop returns every N steps; N adapts so the returns stay rare
     and cheap). Raises :class:`~hftlab.errors.StrategyError` when the strategy's output breaks its contract
     or the strategy raises, :class:`~hftlab.errors.VenueError` when hftbacktest returns an error.
+
+    With ``records_dir``, the record tables are written there as Parquet files while the loop runs (a
+    table reaching ``spill_rows`` rows is written out, not grown: memory stays bounded however long the
+    window) and ``tables`` reads them back a column at a time; without it they stay in memory.
     """
     sim = SimulatedVenue(fed, venue or VenueConfig())
     lp = _loop_state(sim.config, risk, execution, runtime)
@@ -191,11 +200,17 @@ def run_backtest(
         t0 = time.perf_counter()
         if progress is not None:
             progress.start()
-        rec, calls = _drive(bt, strategy, evaluate, params_rec, scratch, lp, rec, progress)
+        writer = RecordWriter(records_dir) if records_dir is not None else None
+        try:
+            rec, calls = _drive(bt, strategy, evaluate, params_rec, scratch, lp, rec, progress, writer, spill_rows)
+        except BaseException:
+            if writer is not None:
+                writer.abort()
+            raise
         wall = time.perf_counter() - t0
         venue_position = abi.position(bt)
     return RunOutput(
-        tables=R.valid_rows(rec),
+        tables=R.valid_rows(rec) if writer is None else writer.finish(R.valid_rows(rec)),
         account=_account(lp, venue_position),
         venue=sim.config,
         events=fed.rows,
@@ -206,7 +221,7 @@ def run_backtest(
 
 def _drive(
     bt: Any, strategy: Strategy, evaluate: Any, params_rec: np.ndarray, scratch: np.ndarray, lp: Loop, rec: Any,
-    progress: Progress | None,
+    progress: Progress | None, writer: RecordWriter | None = None, spill_rows: int = ROW_GROUP,
 ) -> tuple[Any, int]:  # fmt: skip
     """Call the loop until the data ends: grow the records, report progress, raise what it stopped on.
     Returns the records and the number of calls."""
@@ -232,7 +247,7 @@ def _drive(
             last = now
             progress(int(abi.current_timestamp(bt)))
         elif status == NEED_ROOM:
-            rec = R.grown(rec)
+            rec = R.grown(rec, lp.settings.rows_per_step, writer, spill_rows)
         elif status == OUTPUT_ERROR:
             raise _output_error(strategy, lp.error[0])
         elif status != PROGRESS:
