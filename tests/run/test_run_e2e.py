@@ -74,6 +74,7 @@ def test_run_writes_one_complete_run_directory(two_clones):
         "metrics.json", "metrics_definition.json", "records/account.parquet", "records/dispatch.parquet",
         "records/fills.parquet", "records/orders.parquet",
         "records/risk.parquet", "records/state.parquet", "records/throttles.parquet", "run.json",
+        "warnings.json",
     ] == deterministic_files(run_a)  # fmt: skip
     assert (run_a / "telemetry.json").is_file()
     metrics = json.loads((run_a / "metrics.json").read_text())
@@ -117,7 +118,7 @@ def test_reproduce_passes_then_refuses_changed_strategy_and_missing_dataset(two_
     _, b, _, run_b = two_clones
     out = hftlab(b, "reproduce", str(run_b))
     assert "reproduced: every deterministic file matches" in out.stdout
-    assert 10 == out.stdout.count("match: ")
+    assert 11 == out.stdout.count("match: ")
     definition = json.loads((run_b / "run.json").read_text())
     source = b / "strategies" / "grid.py"
     source.write_text(source.read_text() + "\n# an edited line\n")
