@@ -35,6 +35,24 @@ def test_writer_row_groups_do_not_depend_on_when_rows_were_spilled(tmp_path: Pat
     assert np.array_equal(tables["t"]["px"], rows["px"])
 
 
+def test_stored_columns_read_across_row_groups_keep_values_and_dtypes(tmp_path: Path):
+    """A column read a row group at a time equals the column written, with its dtype; empty tables too."""
+    rng = np.random.default_rng(5)
+    rows = np.zeros(2_345, dtype=[("ts", "i8"), ("px", "f8"), ("side", "i1"), ("maker", "?"), ("id", "u8")])
+    rows["ts"] = rng.integers(0, 1 << 62, size=len(rows))
+    rows["px"] = rng.normal(size=len(rows))
+    rows["side"] = rng.integers(-1, 2, size=len(rows))
+    rows["maker"] = rng.integers(0, 2, size=len(rows)).astype(bool)
+    rows["id"] = rng.integers(0, 1 << 63, size=len(rows), dtype=np.uint64)
+    write_table(tmp_path / "t.parquet", rows, row_group=1_000)
+    write_table(tmp_path / "empty.parquet", rows[:0], row_group=1_000)
+    tables = StoredTables(tmp_path, ("t", "empty"))
+    for name in rows.dtype.names or ():
+        column = tables["t"][name]
+        assert column.dtype == rows.dtype[name] and np.array_equal(column, rows[name])
+        assert tables["empty"][name].dtype == rows.dtype[name] and len(tables["empty"][name]) == 0
+
+
 def test_a_run_spilling_its_records_writes_the_records_of_a_run_in_memory(synthetic: Synthetic, tmp_path: Path):
     strategy = load_strategy("grid", STRATEGIES)
     params = strategy.params(SYNTH_GRID)

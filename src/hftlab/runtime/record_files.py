@@ -17,6 +17,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from hftlab.runtime.memory import release_freed_memory
+
 #: Rows per Parquet row group of a record file, and the most rows a record table holds in memory once
 #: it spills (about 9 MiB of order rows).
 ROW_GROUP = 1 << 17
@@ -62,6 +64,8 @@ class RecordWriter:
             writer.write_table(chunk, row_group_size=self.row_group)
         self._pending[name] = [pending[full:]] if full < len(pending) else []
         self._waiting[name] = len(pending) - full
+        del pending, chunk
+        release_freed_memory()
 
     def finish(self, tables: Mapping[str, np.ndarray]) -> StoredTables:
         """Write the rows still in memory (``tables``: every table's last rows) and close every file."""
@@ -95,7 +99,19 @@ class StoredTable:
         self.path = path
 
     def __getitem__(self, column: str) -> np.ndarray:
-        return pq.read_table(self.path, columns=[column]).column(column).to_numpy()
+        """The whole column, read a row group at a time into one array (Arrow never holds the column)."""
+        with pq.ParquetFile(self.path) as file:
+            meta = file.metadata
+            dtype = file.schema_arrow.field(column).type.to_pandas_dtype()
+            out = np.empty(meta.num_rows, dtype=dtype)
+            at = 0
+            for group in range(meta.num_row_groups):
+                part = file.read_row_group(group, columns=[column]).column(0).to_numpy()
+                out[at : at + len(part)] = part
+                at += len(part)
+                del part
+        release_freed_memory()
+        return out
 
     def __len__(self) -> int:
         return int(pq.ParquetFile(self.path).metadata.num_rows)
