@@ -240,6 +240,19 @@ def test_auto_correction_comes_from_book_and_trades_not_bbo(tmp_path: Path, cata
     catalog.promote(result, "bbo")
 
 
+def test_no_correction_shifts_no_feed_a_bbo_row_before_its_exchange_time_is_refused(tmp_path: Path) -> None:
+    """Without a correction (the default) nothing is shifted, bbo included: a bookTicker line received
+    3 s before it was sent is refused as a depth or trade line would be, naming its line."""
+    path = tmp_path / "bbo.gz"
+    with gzip.open(path, "wt", encoding="utf-8") as f:
+        f.write(f"{local(T0, 1, skew_ns=0)} {depth(T0)}\n")
+        f.write(f"{local(T0 + 5, 1, skew_ns=3 * 10**9)} {book_ticker(T0 + 5)}\n")
+    err = refused(path, "local-before-exchange", "line 2")
+    assert err.detail.startswith("feed 'bbo'")
+    result = imported(path, "--local-ts-correction", "auto")  # auto: the bbo row gets just enough more
+    assert {"bbo": 3 * 10**9 - LATENCY_NS} == result.lineage["local_ts_correction_extra_ns"]
+
+
 def test_generated_data_passes_unchanged(tmp_path: Path) -> None:
     """`hftlab data synth` goes through finish_import without the import arguments: no check applies
     (here a 1990 start and 20 s latencies) and only the correction keys are added, as before."""
@@ -353,6 +366,19 @@ def test_cli_imports_a_us_file_and_refuses_it_forced_as_ns(tmp_path: Path, capsy
 
 
 @pytest.mark.shared_data
+def test_an_empty_file_among_several_is_named(tmp_path: Path, capsys) -> None:
+    """An import of several files where one holds no rows fails naming that file, and stores nothing."""
+    good = collector_file(tmp_path, name="good.gz")
+    empty = tmp_path / "empty.gz"
+    with gzip.open(empty, "wt", encoding="utf-8"):
+        pass
+    root = tmp_path / "canonical"
+    argv = ["--root", str(root), "data", "import", "binance-futures", str(good), str(empty), *INSTRUMENT_ARGS]
+    assert 2 == cli.main([*argv, "--local-ts-correction", "auto", "--id", "two"])
+    assert "empty.gz: [empty-input] the input holds no rows" in capsys.readouterr().err
+    assert [] == Catalog(root).versions("two")
+
+
 def test_real_sample_auto_correction_equals_hftbacktest_converter(shared_data: Path, catalog: Catalog) -> None:
     """The BTCUSDT sample: ns detected, correction 1.27 s within the default bound, and snapshot/depth/
     trades get exactly the local timestamps of hftbacktest's own converter (bbo, which it does not emit,

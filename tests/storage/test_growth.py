@@ -9,6 +9,7 @@ import pytest
 from hftlab.errors import StorageError
 from hftlab.feed import DatasetRef
 from hftlab.storage import Catalog, FeedFrame, IngestResult
+from hftlab.storage.growth import source_of
 from hftlab.times import NS_PER_DAY
 from tests.conftest import tree_snapshot
 from tests.storage.test_validation import INSTRUMENT
@@ -117,3 +118,81 @@ def test_another_instrument_cannot_grow_a_dataset(catalog: Catalog):
     other.instrument = type(INSTRUMENT)(venue="test", symbol="XYZ", tick_size=0.5, lot_size=1.0)
     with pytest.raises(StorageError, match="describes instrument"):
         catalog.promote(other, "ds")
+
+
+def test_concurrent_imports_into_one_id_grow_one_chain(catalog: Catalog, monkeypatch):
+    """Two imports into one id at once: each grows the head the other left (a lock per id), so the head
+    holds both days. Planning is slowed so that, unlocked, both would read the same head."""
+    import threading
+    import time
+
+    import hftlab.storage.catalog as catalog_module
+
+    catalog.promote(day(0), "ds")
+    slow_plan = catalog_module.plan
+
+    def plan(*args, **kwargs):
+        time.sleep(0.3)
+        return slow_plan(*args, **kwargs)
+
+    monkeypatch.setattr(catalog_module, "plan", plan)
+    errors: list[BaseException] = []
+
+    def grow(d: int) -> None:
+        try:
+            Catalog(catalog.root).promote(day(d), "ds")
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=grow, args=(d,)) for d in (1, 2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    head = catalog.resolve("ds")
+    assert 3 == len(catalog.versions("ds"))
+    assert {f"day{d}.gz" for d in (0, 1, 2)} == {s.lineage["raw_inputs"][0]["name"] for s in head.manifest.sources}
+
+
+def after_day0(local_after_ns: int) -> IngestResult:
+    """An import starting at the exchange timestamp day 0's import ends at (a collector file cut by its
+    local clock): a depth row there received ``local_after_ns`` after that timestamp, then one more."""
+    t = source_of(day(0)).end_ns
+    depth = FeedFrame.from_columns(
+        "depth",
+        "next.gz",
+        exch_ts=[t, t + 1_000_000],
+        local_ts=[t + local_after_ns, t + 1_000_000 + 6_000],
+        kind=[1, 1],
+        side=[1, -1],
+        price=[9.0, 11.5],
+        qty=[1.0, 1.0],
+    )
+    return IngestResult(INSTRUMENT, [depth], {"converter": "test", "raw_inputs": [{"name": "next.gz"}]})
+
+
+def test_touching_windows_grow_when_the_rows_there_keep_one_order(tmp_path):
+    """Day 0's last row (depth, received 5 µs after T) and the next file's first (depth at T, received
+    6 µs after): one order, as in one import of both, so they grow a version feeding the same events."""
+    grown = Catalog(tmp_path / "a")
+    grown.promote(day(0), "ds")
+    grown.promote(after_day0(6_000), "ds")
+    both = day(0)
+    for frame in both.feeds:
+        if frame.feed == "depth":
+            nxt = after_day0(6_000).feeds[0]
+            for name in ("exch_ts", "local_ts", "kind", "side", "price", "qty"):
+                setattr(frame, name, np.concatenate([getattr(frame, name), getattr(nxt, name)]))
+            frame.line = np.concatenate([frame.line, frame.line[-1] + 1 + np.arange(len(nxt))])
+    one = Catalog(tmp_path / "b")
+    one.promote(both, "ds")
+    assert DatasetRef("ds").load(grown).events.tobytes() == DatasetRef("ds").load(one).events.tobytes()
+
+
+def test_touching_windows_whose_rows_interleave_are_refused(catalog: Catalog):
+    catalog.promote(day(0), "ds")
+    before = tree_snapshot(catalog.root)
+    with pytest.raises(StorageError, match=r"next to the stored import of day0\.gz .* touch at .* interleave"):
+        catalog.promote(after_day0(4_000), "ds")  # received before day 0's last row at T
+    assert tree_snapshot(catalog.root) == before

@@ -119,9 +119,9 @@ def duration_arg(value: int | str, option: str) -> int:
 
 
 def parse_correction(value: str | int | None) -> str | int:
-    """``'auto'``, ``'none'``/None (0) or an integer number of nanoseconds."""
+    """``'auto'``, ``'none'`` (also for None) or an integer number of nanoseconds."""
     if value is None or value == "none":
-        return 0
+        return "none"
     if value == "auto":
         return "auto"
     try:
@@ -316,8 +316,10 @@ def apply_local_ts_correction(result: IngestResult, correction: str | int | None
     just enough more to keep its latency >= 0: ``lineage['local_ts_correction_extra_ns'][feed]``.
     An integer shifts every feed by that many ns, and a ``bbo`` feed by the same "just enough more" (so
     the book and trade feeds of files imported with one given correction agree exactly, as they would in
-    one file). ``lineage['local_ts_correction']`` records the
-    setting, ``['local_ts_correction_ns']`` the common offset.
+    one file). ``'none'`` shifts nothing, not even ``bbo`` (a row whose local time is before its exchange
+    time is then refused by :func:`check_feed_latency`, whatever its feed). ``lineage['local_ts_correction']``
+    records the setting (``'none'`` as 0, as it always was), ``['local_ts_correction_ns']`` the common
+    offset.
 
     With ``max_ns``, a correction whose magnitude exceeds it is refused: ``local-ts-correction-too-large``
     (DataError naming the row that requires it) for ``'auto'``, ConfigError for a given integer.
@@ -326,6 +328,8 @@ def apply_local_ts_correction(result: IngestResult, correction: str | int | None
     extra: dict[str, int] = {}
     if spec == "auto":
         offset, extra = _auto_offsets(result, max_ns)
+    elif spec == "none":
+        offset = 0
     else:
         offset = int(spec)
         if max_ns is not None and abs(offset) > max_ns:
@@ -338,7 +342,7 @@ def apply_local_ts_correction(result: IngestResult, correction: str | int | None
         shift = offset + extra.get(frame.feed, 0)
         if shift:
             frame.local_ts = frame.local_ts + np.int64(shift)
-    result.lineage["local_ts_correction"] = spec
+    result.lineage["local_ts_correction"] = 0 if spec == "none" else spec
     result.lineage["local_ts_correction_ns"] = offset
     if extra:
         result.lineage["local_ts_correction_extra_ns"] = extra

@@ -14,11 +14,13 @@ manifest matches, and refused otherwise: promoted files are never rewritten.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import stat
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -185,8 +187,30 @@ class Catalog:
             raise StorageError(f"dataset '{dataset_id}': nothing to import")
         for result in imports:
             validate(result)
+        with self._locked(dataset_id):  # one import into an id at a time: each grows the head it read
+            return self._promote_locked(imports, dataset_id)
+
+    @contextmanager
+    def _locked(self, dataset_id: str) -> Iterator[None]:
+        """An exclusive lock on ``dataset_id`` (``flock`` on ``<root>/.locks/<id>``; waits for the holder)."""
+        locks = self.root / ".locks"
+        locks.mkdir(parents=True, exist_ok=True)
+        fd = os.open(locks / dataset_id, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def _promote_locked(self, imports: list[IngestResult], dataset_id: str) -> tuple[Dataset, bool]:
         instrument = imports[0].instrument
-        parent = self.head(dataset_id)
+        try:
+            parent = self.head(dataset_id)
+        except StorageError as exc:
+            raise StorageError(
+                f"{exc}. An import grows the newest version: import under a new dataset id, or remove the "
+                "versions you do not want to grow (`hftlab data list` shows them)"
+            ) from None
         if parent is not None:
             check_manifest(parent)  # never grow from (or answer with) a tampered version
             instrument = parent.manifest.instrument
@@ -361,14 +385,24 @@ def check_manifest(dataset: Dataset) -> None:
         raise StorageError(f"{dataset.path / MANIFEST_NAME}: manifest does not hash to version {dataset.path.name}")
 
 
-def verify_partition(version_dir: Path, part: Partition, *, full: bool) -> None:
-    """Check one partition file's size and sha256 (and, with ``full``, its rows' content hash)."""
-    path = version_dir / part.path
+def check_present(dataset: Dataset) -> None:
+    """Cheaper still than :func:`verify_partition`: every partition file exists with its recorded size."""
+    for part in dataset.manifest.partitions:
+        _check_size(dataset.path / part.path, part)
+
+
+def _check_size(path: Path, part: Partition) -> None:
     if not path.is_file():
         raise StorageError(f"{path}: partition file is missing")
     size = path.stat().st_size
     if size != part.file_bytes:
         raise StorageError(f"{path}: size {size} bytes, manifest says {part.file_bytes} (truncated or modified)")
+
+
+def verify_partition(version_dir: Path, part: Partition, *, full: bool) -> None:
+    """Check one partition file's size and sha256 (and, with ``full``, its rows' content hash)."""
+    path = version_dir / part.path
+    _check_size(path, part)
     found = file_sha256(path)
     if found != part.file_sha256:
         raise StorageError(f"{path}: sha256 mismatch: manifest {part.file_sha256}, file {found} (modified)")

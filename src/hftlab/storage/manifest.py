@@ -115,7 +115,7 @@ class Manifest:
     schema_version: int
     instrument: Instrument
     partitions: tuple[Partition, ...]
-    #: The imports this version holds, in the order they were added; ``Partition.source`` indexes it.
+    #: The imports this version holds, in exchange-time order; ``Partition.source`` indexes it.
     sources: tuple[Source, ...]
     #: The version this one grew from (None for a first import).
     parent: str | None = None

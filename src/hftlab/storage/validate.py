@@ -106,7 +106,8 @@ def validate_frame(frame: FeedFrame, tick_size: float) -> None:
 
 def validate(result: IngestResult) -> None:
     """Check every rule on every feed of an import; raise on the first broken rule."""
-    sources = sorted({f.source for f in result.feeds}) or ["<no input>"]
+    raw = [str(r.get("name")) for r in result.lineage.get("raw_inputs", [])]  # when no feed is left to say
+    sources = sorted({f.source for f in result.feeds if f.source}) or raw or ["<no input>"]
     if sum(len(f) for f in result.feeds) == 0:
         raise DataError("empty-input", ", ".join(sources), None, "the input holds no rows")
     seen: set[str] = set()
