@@ -185,7 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
     lst.set_defaults(func=_cmd_list)
     ver = dsub.add_parser("verify", help="check datasets against their manifests (exit 1 on any mismatch)")
     ver.add_argument("id", nargs="?", help="dataset id (default: every dataset)")
-    ver.add_argument("--version", help="dataset version (default: the only one)")
+    ver.add_argument("--version", help="dataset version (default: the newest)")
     ver.add_argument("--quick", action="store_true", help="check file hashes only, do not re-hash rows")
     ver.set_defaults(func=_cmd_verify)
     return parser
@@ -241,7 +241,9 @@ def _cmd_cache_clear(args: argparse.Namespace) -> int:
     from hftlab.event_cache import EventCache
 
     cache = EventCache()
-    print(f"removed {cache.clear() / 2**20:.1f} MiB from {cache.root}")
+    freed, kept = cache.clear()
+    busy = f"; {kept} window(s) in use by a running process kept" if kept else ""
+    print(f"removed {freed / 2**20:.1f} MiB from {cache.root}{busy}")
     return 0
 
 

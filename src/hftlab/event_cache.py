@@ -2,20 +2,28 @@
 
 A window is fed once (Parquet decoded, merged into Processing Order, see :func:`hftlab.feed.stream_events`)
 and written as ``.npy`` pieces of at most ``HFTLAB_FEED_CHUNK_ROWS`` rows (default 2M, 128 MiB; never more
-than a UTC day). The Simulated Venue hands the list of files to hftbacktest, which holds the piece it
-reads and the next one only: memory does not grow with the window. Repeated runs and every sweep worker
+than a UTC day). The Simulated Venue hands the list of files to hftbacktest, which holds the pieces its
+exchange and local sides read and the next one only: memory does not grow with the window. Repeated runs and every sweep worker
 on the machine read the pieces instead of decoding Parquet again.
 
 - **Location**: ``$HFTLAB_EVENT_CACHE``, else ``$XDG_CACHE_HOME/hftlab/events``, else
   ``~/.cache/hftlab/events``. ``HFTLAB_EVENT_CACHE=off`` feeds in memory instead (one array).
 - **Key**: sha256 of the dataset's content hash, the feeds, the window, the piece budget and the feeder
-  version (a hash of the feeder's source files): a changed dataset, window or feeder is a new entry.
-- **Verified before use**: each entry's ``index.json`` records every file's size and sha256; a hit
-  re-hashes every file (two threads). A file that does not match is reported, the entry removed and fed
+  version (a hash of the feeder's source files, numpy's and numba's versions): a changed dataset, window
+  or feeder is a new entry. A hit first checks the dataset version itself (its manifest hashes to it,
+  every partition file is there with its size), as feeding from Parquet would.
+- **Verified before use**: each entry's ``index.json`` records the key's inputs and every file's size
+  and sha256; a hit checks that the inputs hash to the entry's name, that the pieces listed are the
+  pieces on disk, and re-hashes every file (two threads). A file that does not match is reported, the entry removed and fed
   again. An entry appears by an atomic rename of a complete directory, so a killed writer leaves none.
 - **Size limit**: ``$HFTLAB_EVENT_CACHE_GB`` (default 20); after a new entry is written, the least
-  recently used entries (by the time of their last use) are removed until the cache fits; the entry in
-  use is never removed. ``hftlab cache info`` / ``hftlab cache clear`` show and empty it.
+  recently used entries (by the time of their last use) are removed until the cache fits, with the
+  unfinished writes of processes that died. ``hftlab cache info`` / ``hftlab cache clear`` show and
+  empty it.
+- **Shared between processes**: a run holds a shared lock (``flock``) on its entry's ``lock`` file for as
+  long as its :class:`~hftlab.feed.FeedData` lives; trimming and clearing take an exclusive lock without
+  waiting and skip entries in use, so no process removes the files another one's backtest is reading.
+  The cache must be on a local file system (``flock`` is per machine).
 
 The cache is a local accelerator, not a record: results never depend on it (a run fed from the cache
 and one fed in memory give byte-identical records, tested).
@@ -23,8 +31,10 @@ and one fed in memory give byte-identical records, tested).
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
+import math
 import os
 import shutil
 import sys
@@ -38,10 +48,10 @@ import numpy as np
 
 from hftlab import feed as F
 from hftlab import feed_kernels as K
-from hftlab.errors import ConfigError
-from hftlab.files import canonical_json, write_json
+from hftlab.errors import ConfigError, StorageError
+from hftlab.files import canonical_json, process_alive, write_json
 from hftlab.hftbacktest_types import EVENT_DTYPE
-from hftlab.storage.catalog import Dataset
+from hftlab.storage.catalog import Dataset, check_manifest, check_present
 from hftlab.storage.manifest import file_sha256
 
 CACHE_ENV = "HFTLAB_EVENT_CACHE"
@@ -49,13 +59,19 @@ LIMIT_ENV = "HFTLAB_EVENT_CACHE_GB"
 CHUNK_ENV = "HFTLAB_FEED_CHUNK_ROWS"
 DEFAULT_LIMIT_GB = 20.0
 INDEX = "index.json"
+LOCK = "lock"
+STAGING = ".staging"
+#: Version of an entry's layout; entries of another format are fed again.
+FORMAT = 2
 #: Sources whose code decides the fed bytes: a change makes every entry stale.
-_FEEDER_SOURCES = ("feed.py", "feed_kernels.py", "hftbacktest_types.py", "event_cache.py")
+_FEEDER_SOURCES = ("feed.py", "feed_kernels.py", "hftbacktest_types.py", "event_cache.py", "jit.py")
 
 
 def feeder_version() -> str:
-    """sha256 over the feeder's source files."""
-    digest = hashlib.sha256()
+    """sha256 over the feeder's source files and the numpy and numba versions that run them."""
+    import numba
+
+    digest = hashlib.sha256(f"numpy {np.__version__} numba {numba.__version__}".encode())
     base = Path(__file__).parent
     for name in _FEEDER_SOURCES:
         digest.update(name.encode() + b"\0" + (base / name).read_bytes())
@@ -63,32 +79,82 @@ def feeder_version() -> str:
 
 
 def default_dir() -> Path | None:
-    """The cache directory the environment names (None: ``HFTLAB_EVENT_CACHE=off``)."""
-    value = os.environ.get(CACHE_ENV, "")
-    if value == "off":
+    """The cache directory the environment names, absolute (None: ``HFTLAB_EVENT_CACHE=off``)."""
+    value = os.environ.get(CACHE_ENV, "").strip()
+    if value.lower() == "off":
         return None
+    if value.lower() in ("0", "false", "no", "none", "disable", "disabled"):
+        raise ConfigError(f"${CACHE_ENV}={value!r}: give a directory, or 'off' to feed in memory")
     if value:
-        return Path(value)
+        return Path(value).expanduser().absolute()
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "hftlab" / "events"
+    return Path(base).absolute() / "hftlab" / "events"
 
 
-def _env_number(name: str, default: float, *, minimum: float) -> float:
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
+def _env_number(name: str, default: float, *, minimum: float, whole: bool = False) -> float:
+    raw = os.environ.get(name, "").strip()
+    if raw == "":
         return default
     try:
-        value = float(raw)
+        value = float(int(raw)) if whole else float(raw)
     except ValueError:
-        raise ConfigError(f"${name}={raw!r}: must be a number") from None
-    if not value >= minimum:
-        raise ConfigError(f"${name}={raw!r}: must be >= {minimum:g}")
+        raise ConfigError(f"${name}={raw!r}: must be a {'whole ' if whole else ''}number") from None
+    if not (math.isfinite(value) and value >= minimum):
+        raise ConfigError(f"${name}={raw!r}: must be a finite number >= {minimum:g}")
     return value
 
 
 def chunk_rows() -> int:
     """The piece budget: ``$HFTLAB_FEED_CHUNK_ROWS`` or :data:`hftlab.feed.CHUNK_ROWS`."""
-    return int(_env_number(CHUNK_ENV, F.CHUNK_ROWS, minimum=1000))
+    return int(_env_number(CHUNK_ENV, F.CHUNK_ROWS, minimum=1000, whole=True))
+
+
+class Lease:
+    """A shared lock on a cache entry, held while the object lives (see the module docstring)."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    @classmethod
+    def take(cls, entry: Path) -> Lease | None:
+        """A lease on a complete entry; None if there is none (or it was removed before we held it)."""
+        if not (entry / INDEX).is_file():
+            return None
+        try:
+            fd = os.open(entry / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        except FileNotFoundError:
+            return None
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        if not (entry / INDEX).is_file():  # a remover held it before us
+            os.close(fd)
+            return None
+        return cls(fd)
+
+    def release(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    def __del__(self) -> None:
+        self.release()
+
+
+def _remove_unused(entry: Path) -> bool:
+    """Remove an entry unless some process holds its lock; True if removed."""
+    try:
+        fd = os.open(entry / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError:  # gone already
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return False
+    try:
+        shutil.rmtree(entry, ignore_errors=True)
+    finally:
+        os.close(fd)
+    return True
 
 
 @dataclass(frozen=True)
@@ -115,36 +181,42 @@ class EventCache:
 
     # -- use ----------------------------------------------------------------------------------
     def key(self, dataset: Dataset, window: F.Window, budget: int) -> str:
-        body = {
-            "dataset": dataset.manifest.content_hash,
-            "feeds": list(window.feeds),
-            "start": window.start,
-            "end": window.end,
-            "budget": budget,
-            "feeder": feeder_version(),
-        }
-        return hashlib.sha256(canonical_json(body).encode()).hexdigest()
+        return _key(_key_inputs(dataset, window, budget))
 
     def feed(self, dataset: Dataset, window: F.Window = F.Window(), budget: int | None = None) -> F.FeedData:
         """The fed stream of ``window`` as cached files: read from the cache when a verified entry exists,
         else fed from Canonical Storage and written (then the cache is trimmed to its limit)."""
         budget = budget or chunk_rows()
-        key = self.key(dataset, window, budget)
+        check_manifest(dataset)  # a hit must not answer for a tampered or damaged dataset version
+        check_present(dataset)
+        inputs = _key_inputs(dataset, window, budget)
+        key = _key(inputs)
         entry = self.root / key[:2] / key
-        if (entry / INDEX).is_file():
-            problem = _verify(entry)
-            if problem is None:
-                os.utime(entry / INDEX)
-                return _feed_data(dataset, window, entry, hit=True)
-            print(f"hftlab: event cache entry {entry}: {problem}: removed, feeding again", file=sys.stderr)
-            shutil.rmtree(entry, ignore_errors=True)
-        self._write(dataset, window, budget, entry)
-        self.trim(keep=entry)
-        return _feed_data(dataset, window, entry, hit=False)
+        for _ in range(3):  # another process may remove the entry before we hold it: look again
+            lease = Lease.take(entry)
+            if lease is not None:
+                problem = _verify(entry, inputs)
+                if problem is None:
+                    os.utime(entry / INDEX)
+                    return _feed_data(dataset, window, entry, hit=True, lease=lease)
+                lease.release()
+                if not _remove_unused(entry):
+                    raise StorageError(
+                        f"event cache entry {entry}: {problem}, and another process is using it: run again when "
+                        f"it ends, or feed in memory with {CACHE_ENV}=off"
+                    )
+                print(f"hftlab: event cache entry {entry}: {problem}: removed, feeding again", file=sys.stderr)
+            self._write(dataset, window, budget, entry, inputs)
+            lease = Lease.take(entry)
+            if lease is not None:
+                self.trim(keep=entry)
+                return _feed_data(dataset, window, entry, hit=False, lease=lease)
+        raise StorageError(f"event cache {self.root}: entry {key} was removed by other processes three times")
 
-    def _write(self, dataset: Dataset, window: F.Window, budget: int, entry: Path) -> None:
-        staging = self.root / ".staging" / f"{entry.name}-{uuid.uuid4().hex}"
+    def _write(self, dataset: Dataset, window: F.Window, budget: int, entry: Path, inputs: dict[str, Any]) -> None:
+        staging = self.root / STAGING / f"{entry.name}-{os.getpid()}-{uuid.uuid4().hex}"
         staging.mkdir(parents=True)
+        (staging / LOCK).touch()
         try:
             files = []
             px = (np.inf, -np.inf)
@@ -160,7 +232,8 @@ class EventCache:
                 px = (min(px[0], float(snapshot["px"].min())), max(px[1], float(snapshot["px"].max())))
             snap_file = _save(staging / "snapshot.npy", snapshot)
             index = {
-                "format": 1,
+                "format": FORMAT,
+                "key": inputs,
                 "dataset_id": dataset.id,
                 "version": dataset.version,
                 "feeds": list(window.feeds),
@@ -189,36 +262,84 @@ class EventCache:
         if not self.root.is_dir():
             return out
         for index in self.root.glob(f"??/*/{INDEX}"):
-            try:
+            try:  # another process may remove the entry meanwhile: skip it
                 data = json.loads(index.read_text())
                 used = index.stat().st_mtime
+                size = _bytes(index.parent)
             except (OSError, ValueError):
                 continue
-            size = sum(f.stat().st_size for f in index.parent.iterdir() if f.is_file())
             out.append(Entry(index.parent, size, used, data))
         return sorted(out, key=lambda e: (e.last_used, e.path.name))
 
+    def staging(self) -> tuple[int, int]:
+        """Unfinished writes: remove those of processes that died; (bytes, count) of the live ones."""
+        live_bytes = live = 0
+        root = self.root / STAGING
+        for path in list(root.iterdir()) if root.is_dir() else []:
+            parts = path.name.split("-")
+            pid = int(parts[1]) if len(parts) == 3 and parts[1].isdigit() else None
+            if pid is None or not process_alive(pid):
+                shutil.rmtree(path, ignore_errors=True)
+                continue
+            try:
+                live_bytes, live = live_bytes + _bytes(path), live + 1
+            except OSError:
+                continue
+        return live_bytes, live
+
     def trim(self, keep: Path | None = None) -> list[Entry]:
-        """Remove least recently used entries until the cache fits its limit; return those removed."""
+        """Remove least recently used entries until the cache fits its limit (counting other processes'
+        unfinished writes; removing those of dead processes); entries in use are skipped. Returns those
+        removed."""
         entries = self.entries()
-        total = sum(e.bytes for e in entries)
+        total = sum(e.bytes for e in entries) + self.staging()[0]
         removed = []
         for e in entries:
             if total <= self.limit:
                 break
             if keep is not None and e.path == keep:
                 continue
-            shutil.rmtree(e.path, ignore_errors=True)
-            total -= e.bytes
-            removed.append(e)
+            if _remove_unused(e.path):
+                total -= e.bytes
+                removed.append(e)
         return removed
 
-    def clear(self) -> int:
-        """Remove every entry (and unfinished writes); return the bytes freed."""
-        freed = sum(e.bytes for e in self.entries())
-        for child in list(self.root.iterdir()) if self.root.is_dir() else []:
-            shutil.rmtree(child, ignore_errors=True)
-        return freed
+    def clear(self) -> tuple[int, int]:
+        """Remove every entry not in use and the unfinished writes of dead processes; (bytes freed,
+        entries kept because a process is using them)."""
+        freed = kept = 0
+        for e in self.entries():
+            if _remove_unused(e.path):
+                freed += e.bytes
+            else:
+                kept += 1
+        self.staging()
+        for prefix in list(self.root.glob("??")) if self.root.is_dir() else []:
+            for leftover in list(prefix.iterdir()):  # entries without an index: never completed
+                if not (leftover / INDEX).exists():
+                    _remove_unused(leftover)
+            if not any(prefix.iterdir()):
+                prefix.rmdir()
+        return freed, kept
+
+
+def _bytes(directory: Path) -> int:
+    return sum(f.stat().st_size for f in directory.iterdir() if f.is_file())
+
+
+def _key_inputs(dataset: Dataset, window: F.Window, budget: int) -> dict[str, Any]:
+    return {
+        "dataset": dataset.manifest.content_hash,
+        "feeds": list(window.feeds),
+        "start": window.start,
+        "end": window.end,
+        "budget": budget,
+        "feeder": feeder_version(),
+    }
+
+
+def _key(inputs: dict[str, Any]) -> str:
+    return hashlib.sha256(canonical_json(inputs).encode()).hexdigest()
 
 
 def _save(path: Path, events: np.ndarray) -> dict[str, Any]:
@@ -226,13 +347,21 @@ def _save(path: Path, events: np.ndarray) -> dict[str, Any]:
     return {"file": path.name, "rows": len(events), "bytes": path.stat().st_size, "sha256": file_sha256(path)}
 
 
-def _verify(entry: Path) -> str | None:
-    """None when every file of the entry matches its index, else what is wrong."""
+def _verify(entry: Path, inputs: dict[str, Any]) -> str | None:
+    """None when the entry is the one ``inputs`` key and every file matches its index, else what is wrong."""
     try:
         index = json.loads((entry / INDEX).read_text())
         files = [*index["chunks"], index["snapshot"]]
+        names = [c["file"] for c in index["chunks"]]
+        on_disk = sorted(p.name for p in entry.glob("chunk-*.npy"))
     except (OSError, ValueError, KeyError, TypeError) as exc:
         return f"unreadable {INDEX} ({exc})"
+    if index.get("format") != FORMAT:
+        return f"entry format {index.get('format')!r}, this hftlab writes {FORMAT}"
+    if index.get("key") != inputs or _key(index["key"]) != entry.name:
+        return f"{INDEX} is not the index of this entry's key"
+    if names != [f"chunk-{i:05d}.npy" for i in range(len(names))] or names != on_disk:
+        return f"{INDEX} lists pieces {names[:3]}... but the entry holds {on_disk[:3]}... ({len(on_disk)} files)"
 
     def check(rec: dict[str, Any]) -> str | None:
         path = entry / rec["file"]
@@ -247,7 +376,8 @@ def _verify(entry: Path) -> str | None:
     return problems[0] if problems else None
 
 
-def _feed_data(dataset: Dataset, window: F.Window, entry: Path, *, hit: bool) -> F.FeedData:
+def _feed_data(dataset: Dataset, window: F.Window, entry: Path, *, hit: bool, lease: Lease) -> F.FeedData:
+    """The entry as fed data, holding ``lease`` (so no other process removes it while it is used)."""
     index = json.loads((entry / INDEX).read_text())
     snapshot = np.load(entry / index["snapshot"]["file"], allow_pickle=False)
     files = tuple(entry / c["file"] for c in index["chunks"])
@@ -265,4 +395,5 @@ def _feed_data(dataset: Dataset, window: F.Window, entry: Path, *, hit: bool) ->
         book_px=(float(px[0]), float(px[1])) if px else None,
         cache_hit=hit,
         warnings=tuple(index["warnings"]),
+        lease=lease,
     )

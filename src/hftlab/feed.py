@@ -27,6 +27,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -114,6 +115,8 @@ class FeedData:
     book_px: tuple[float, float] | None = None  #: lowest and highest book price fed (None: compute)
     cache_hit: bool | None = None  #: None: not fed through the event cache
     warnings: tuple[str, ...] = ()  #: what a run over this stream must report (see :class:`BookStart`)
+    #: Held while this object lives: the event cache's shared lock on ``files`` (never trimmed under a reader).
+    lease: Any = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.rows < 0:

@@ -62,3 +62,14 @@ def atomic_write(path: Path, data: str | bytes) -> None:
 def write_json(path: Path, data: Any) -> None:
     """:func:`pretty_json` of ``data`` written atomically to ``path``."""
     atomic_write(path, pretty_json(data))
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a process ``pid`` runs on this machine (another user's counts as running)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -7,6 +7,7 @@ import itertools
 from pathlib import Path
 
 import numpy as np
+import pyarrow.parquet as pq
 
 from hftlab.runtime.config import RuntimeConfig
 from hftlab.runtime.record_files import RecordWriter, StoredTables, write_table
@@ -53,7 +54,17 @@ def test_stored_columns_read_across_row_groups_keep_values_and_dtypes(tmp_path: 
         assert tables["empty"][name].dtype == rows.dtype[name] and len(tables["empty"][name]) == 0
 
 
-def test_a_run_spilling_its_records_writes_the_records_of_a_run_in_memory(synthetic: Synthetic, tmp_path: Path):
+def test_a_run_spilling_its_records_writes_the_records_of_a_run_in_memory(
+    synthetic: Synthetic, tmp_path: Path, monkeypatch
+):
+    open_at_finish: list[str] = []
+    finish = RecordWriter.finish
+
+    def spy(self, tables):
+        open_at_finish.extend(self._writers)  # files the loop already wrote row groups to
+        return finish(self, tables)
+
+    monkeypatch.setattr(RecordWriter, "finish", spy)
     strategy = load_strategy("grid", STRATEGIES)
     params = strategy.params(SYNTH_GRID)
     runtime = RuntimeConfig(interval_ns=100_000_000, initial_capacity=512)
@@ -64,6 +75,8 @@ def test_a_run_spilling_its_records_writes_the_records_of_a_run_in_memory(synthe
     )  # fmt: skip
     assert len(memory.tables["orders"]) > 20_000  # spilled many times over
     for name, rows in memory.tables.items():
-        write_table(tmp_path / f"{name}.parquet", rows)
+        write_table(tmp_path / f"{name}.parquet", rows, row_group=1_024)
         assert (tmp_path / "records" / f"{name}.parquet").read_bytes() == (tmp_path / f"{name}.parquet").read_bytes()
+    assert "orders" in open_at_finish  # written row group by row group while the loop ran
+    assert pq.ParquetFile(tmp_path / "records" / "orders.parquet").metadata.num_row_groups > 20
     assert spilled.account == memory.account

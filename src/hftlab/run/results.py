@@ -30,7 +30,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from hftlab.errors import StorageError
-from hftlab.files import atomic_write, pretty_json
+from hftlab.files import atomic_write, pretty_json, process_alive
 from hftlab.metrics import Records
 from hftlab.runtime.record_files import StoredTables, write_table
 
@@ -175,16 +175,6 @@ def _account_row(account: Mapping[str, Any]) -> np.ndarray:
     return row
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def clean_partial(runs: Path) -> int:
     """Remove temporary run directories of processes that no longer run (killed runs).
 
@@ -198,7 +188,7 @@ def clean_partial(runs: Path) -> int:
                 continue
             parts = p.name.rsplit("-", 2)
             pid = int(parts[1]) if len(parts) == 3 and parts[1].isdigit() else -1
-            if pid > 0 and pid != os.getpid() and _alive(pid):
+            if pid > 0 and pid != os.getpid() and process_alive(pid):
                 continue
             shutil.rmtree(p, ignore_errors=True)
             removed += 1

@@ -178,8 +178,9 @@ def run_backtest(
     or the strategy raises, :class:`~hftlab.errors.VenueError` when hftbacktest returns an error.
 
     With ``records_dir``, the record tables are written there as Parquet files while the loop runs (a
-    table reaching ``spill_rows`` rows is written out, not grown: memory stays bounded however long the
-    window) and ``tables`` reads them back a column at a time; without it they stay in memory.
+    table reaching ``spill_rows`` rows is written out, not grown, in Parquet row groups of ``spill_rows``
+    rows: memory stays bounded however long the window) and ``tables`` reads them back a column at a time;
+    without it they stay in memory.
     """
     sim = SimulatedVenue(fed, venue or VenueConfig())
     lp = _loop_state(sim.config, risk, execution, runtime)
@@ -200,7 +201,7 @@ def run_backtest(
         t0 = time.perf_counter()
         if progress is not None:
             progress.start()
-        writer = RecordWriter(records_dir) if records_dir is not None else None
+        writer = RecordWriter(records_dir, spill_rows) if records_dir is not None else None
         try:
             rec, calls = _drive(bt, strategy, evaluate, params_rec, scratch, lp, rec, progress, writer, spill_rows)
         except BaseException:
