@@ -69,6 +69,19 @@ def test_a_tampered_piece_is_refused_and_fed_again(three_days: Catalog, tmp_path
     assert again.cache_hit is False and _concat(again).tobytes() == expected
 
 
+def test_a_damaged_entry_in_use_is_not_removed_under_its_reader(three_days: Catalog, tmp_path: Path):
+    """A damaged piece found while another reader holds the entry: refused with what to do, files kept."""
+    dataset = three_days.resolve("syn3")
+    cache = EventCache(tmp_path / "cache")
+    reader = cache.feed(dataset, WINDOW, budget=20_000)
+    victim = reader.files[1]
+    victim.chmod(0o644)
+    victim.write_bytes(victim.read_bytes()[:-8] + b"\xff" * 8)
+    with pytest.raises(StorageError, match="does not match its recorded sha256, and another process is using it"):
+        cache.feed(dataset, WINDOW, budget=20_000)
+    assert all(f.is_file() for f in reader.files)
+
+
 def test_least_recently_used_windows_are_evicted_beyond_the_limit(three_days: Catalog, tmp_path: Path):
     dataset = three_days.resolve("syn3")
     days = [Window(start=to_ns(f"2024-03-0{d}"), end=to_ns(f"2024-03-0{d + 1}")) for d in (1, 2, 3)]

@@ -31,7 +31,6 @@ and one fed in memory give byte-identical records, tested).
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import math
@@ -49,7 +48,7 @@ import numpy as np
 from hftlab import feed as F
 from hftlab import feed_kernels as K
 from hftlab.errors import ConfigError, StorageError
-from hftlab.files import canonical_json, process_alive, write_json
+from hftlab.files import canonical_json, lock_file, process_alive, write_json
 from hftlab.hftbacktest_types import EVENT_DTYPE
 from hftlab.storage.catalog import Dataset, check_manifest, check_present
 from hftlab.storage.manifest import file_sha256
@@ -121,10 +120,10 @@ class Lease:
         if not (entry / INDEX).is_file():
             return None
         try:
-            fd = os.open(entry / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+            fd = lock_file(entry / LOCK, exclusive=False)
         except FileNotFoundError:
             return None
-        fcntl.flock(fd, fcntl.LOCK_SH)
+        assert fd is not None  # waited for it
         if not (entry / INDEX).is_file():  # a remover held it before us
             os.close(fd)
             return None
@@ -142,13 +141,10 @@ class Lease:
 def _remove_unused(entry: Path) -> bool:
     """Remove an entry unless some process holds its lock; True if removed."""
     try:
-        fd = os.open(entry / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = lock_file(entry / LOCK, exclusive=True, wait=False)
     except OSError:  # gone already
         return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
+    if fd is None:  # in use
         return False
     try:
         shutil.rmtree(entry, ignore_errors=True)
@@ -358,7 +354,7 @@ def _verify(entry: Path, inputs: dict[str, Any]) -> str | None:
         return f"unreadable {INDEX} ({exc})"
     if index.get("format") != FORMAT:
         return f"entry format {index.get('format')!r}, this hftlab writes {FORMAT}"
-    if index.get("key") != inputs or _key(index["key"]) != entry.name:
+    if index.get("key") != inputs:  # ``inputs`` hash to the entry's name
         return f"{INDEX} is not the index of this entry's key"
     if names != [f"chunk-{i:05d}.npy" for i in range(len(names))] or names != on_disk:
         return f"{INDEX} lists pieces {names[:3]}... but the entry holds {on_disk[:3]}... ({len(on_disk)} files)"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import fcntl
 import json
 import math
 import os
@@ -73,3 +74,19 @@ def process_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def lock_file(path: Path, *, exclusive: bool, wait: bool = True) -> int | None:
+    """Open ``path`` (created if absent) and ``flock`` it, shared or exclusive: the open descriptor, which
+    holds the lock until closed; None when ``wait`` is False and another holder has a conflicting lock.
+    Raises FileNotFoundError when the directory is gone."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | (0 if wait else fcntl.LOCK_NB))
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd

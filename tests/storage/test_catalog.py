@@ -145,6 +145,10 @@ def test_resolve_requires_a_version_when_several_heads_exist(tmp_path):
     assert b.version == roots[0].resolve("ds", b.version).version
     with pytest.raises(StorageError, match="is not in Canonical Storage"):
         roots[0].resolve("ds", "0123456789abcdef")
+    before = tree_snapshot(roots[0].root / "ds")
+    with pytest.raises(StorageError, match=r"give a version .*An import grows the newest version: import under a new"):
+        roots[0].promote(result(qty=[3.0, 2.0, 0.0, 4.0]), "ds")
+    assert tree_snapshot(roots[0].root / "ds") == before
 
 
 def test_resolve_of_an_absent_dataset_says_how_to_get_it(catalog: Catalog):

@@ -14,7 +14,6 @@ manifest matches, and refused otherwise: promoted files are never rewritten.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import shutil
 import stat
@@ -30,7 +29,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from hftlab.errors import StorageError
-from hftlab.files import write_json
+from hftlab.files import lock_file, write_json
 from hftlab.storage.growth import Block, plan, renumbered, source_of, stored_base
 from hftlab.storage.manifest import (
     MANIFEST_NAME,
@@ -195,9 +194,9 @@ class Catalog:
         """An exclusive lock on ``dataset_id`` (``flock`` on ``<root>/.locks/<id>``; waits for the holder)."""
         locks = self.root / ".locks"
         locks.mkdir(parents=True, exist_ok=True)
-        fd = os.open(locks / dataset_id, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = lock_file(locks / dataset_id, exclusive=True)
+        assert fd is not None  # waited for it
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
             yield
         finally:
             os.close(fd)
