@@ -72,6 +72,9 @@ def _promote(args: argparse.Namespace, results: IngestResult | list[IngestResult
         f"{_iso(m.start_ns)} .. {_iso(m.end_ns)} in {len(m.sources)} window(s)"
     )
     print(f"  at {dataset.path}")
+    for result in imports:
+        for note in result.lineage.get("notes", []):
+            print(f"  note: {note}")
     return 0
 
 

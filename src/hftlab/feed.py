@@ -43,7 +43,9 @@ from hftlab.storage.schema import DEFAULT_FEEDS, FEEDS
 from hftlab.times import NS_PER_DAY, iso, to_ns
 
 _BOOK_FEEDS = ("snapshot", "depth")
-_READ_COLUMNS = ["exch_ts", "local_ts", "kind", "side", "price", "qty", "seq"]
+_READ_COLUMNS = ["exch_ts", "local_ts", "kind", "side", "price", "qty", "order_id", "seq"]
+#: Stored rows without an ``order_id`` column (every feed but an L3 one) are fed with order id 0.
+_NO_ORDER_ID = "order_id"
 #: Row groups decoded ahead of the merge.
 _PREFETCH = 2
 #: Rows of one piece of the fed stream (64 bytes each: 128 MiB), unless a UTC day ends first.
@@ -190,7 +192,9 @@ def _batches(table: pa.Table, lo: int | None, hi: int | None) -> list[dict[str, 
     """Zero-copy numpy columns per record batch, restricted to exchange time [lo, hi) if bounds are given."""
     out = []
     for batch in table.to_batches():
-        cols = {name: batch.column(name).to_numpy() for name in _READ_COLUMNS}
+        cols = {name: batch.column(name).to_numpy() for name in _READ_COLUMNS if name in batch.schema.names}
+        if _NO_ORDER_ID not in cols:
+            cols[_NO_ORDER_ID] = np.zeros(len(cols["seq"]), dtype=np.uint64)
         if lo is not None or hi is not None:
             exch = cols["exch_ts"]
             a = 0 if lo is None else int(np.searchsorted(exch, lo, side="left"))
@@ -210,7 +214,8 @@ def _select(dataset: Dataset, feeds: Iterable[str], lo: int | None, hi: int | No
 
 
 def _read_row_group(path: Path, index: int) -> pa.Table:
-    return pq.ParquetFile(path, memory_map=True).read_row_group(index, columns=_READ_COLUMNS)
+    file = pq.ParquetFile(path, memory_map=True)
+    return file.read_row_group(index, columns=[c for c in _READ_COLUMNS if c in file.schema_arrow.names])
 
 
 def _row_groups(path: Path, lo: int | None, hi: int | None) -> list[int]:
@@ -298,7 +303,17 @@ def _stream_dense(dataset: Dataset, feeds: Iterable[str], lo: int | None, hi: in
     out = holder[0]
     while pending is not None:
         c = pending
-        K.scatter_rows(out, c["seq"] - first, c["exch_ts"], c["local_ts"], c["kind"], c["side"], c["price"], c["qty"])
+        K.scatter_rows(
+            out,
+            c["seq"] - first,
+            c["exch_ts"],
+            c["local_ts"],
+            c["kind"],
+            c["side"],
+            c["price"],
+            c["qty"],
+            c["order_id"],
+        )
         pending = next(chunks, None)
     return out
 
@@ -331,7 +346,7 @@ def _merge(chunks: Sequence[dict[str, np.ndarray]]) -> np.ndarray:
     for c in chunks:
         m = len(c["seq"])
         pos = c["seq"] - lo if rank is None else rank[offset : offset + m]
-        K.scatter_rows(out, pos, c["exch_ts"], c["local_ts"], c["kind"], c["side"], c["price"], c["qty"])
+        K.scatter_rows(out, pos, c["exch_ts"], c["local_ts"], c["kind"], c["side"], c["price"], c["qty"], c["order_id"])
         offset += m
     return out
 

@@ -9,25 +9,33 @@ from __future__ import annotations
 import numpy as np
 
 from hftlab.hftbacktest_types import (
+    ADD_ORDER_EVENT,
     BUY_EVENT,
+    CANCEL_ORDER_EVENT,
     DEPTH_BBO_EVENT,
     DEPTH_CLEAR_EVENT,
     DEPTH_EVENT,
     DEPTH_SNAPSHOT_EVENT,
     EXCH_EVENT,
     LOCAL_EVENT,
+    MODIFY_ORDER_EVENT,
     SELL_EVENT,
 )
 from hftlab.jit import engine_jit
 
 
 @engine_jit
-def scatter_rows(out, pos, exch_ts, local_ts, kind, side, price, qty):
-    """Write canonical rows into the event array at positions ``pos``, flagged EXCH|LOCAL."""
+def scatter_rows(out, pos, exch_ts, local_ts, kind, side, price, qty, order_id):
+    """Write canonical rows into the event array at positions ``pos``, flagged EXCH|LOCAL.
+
+    A canonical ``CANCEL`` that leaves quantity (a partial cancel) is hftbacktest's ``MODIFY`` to that
+    quantity at the same price (which keeps the order's queue place); one that leaves 0 is its ``CANCEL``.
+    """
     both = EXCH_EVENT | LOCAL_EVENT
     for i in range(len(pos)):
         j = pos[i]
-        ev = np.uint64(kind[i]) | both
+        k = np.uint64(MODIFY_ORDER_EVENT) if kind[i] == CANCEL_ORDER_EVENT and qty[i] > 0.0 else np.uint64(kind[i])
+        ev = k | both
         if side[i] > 0:
             ev |= BUY_EVENT
         elif side[i] < 0:
@@ -37,7 +45,7 @@ def scatter_rows(out, pos, exch_ts, local_ts, kind, side, price, qty):
         out[j]["local_ts"] = local_ts[i]
         out[j]["px"] = price[i]
         out[j]["qty"] = qty[i]
-        out[j]["order_id"] = 0
+        out[j]["order_id"] = order_id[i]
         out[j]["ival"] = 0
         out[j]["fval"] = 0.0
 
@@ -189,10 +197,20 @@ def clean_cut(events, next_min_local):
 
 @engine_jit
 def book_px_range(events, lo, hi):
-    """(min, max) of book prices (depth, clear, snapshot, bbo rows) in ``events``, folded into [lo, hi]."""
+    """(min, max) of book prices (depth, clear, snapshot, bbo rows; L3 add and modify rows) in ``events``,
+    folded into [lo, hi]."""
     for i in range(len(events)):
         k = events[i]["ev"] & np.uint64(0xFF)
-        if k == DEPTH_EVENT or k == DEPTH_CLEAR_EVENT or k == DEPTH_SNAPSHOT_EVENT or k == DEPTH_BBO_EVENT:
+        if (
+            k == DEPTH_EVENT
+            or k == DEPTH_CLEAR_EVENT
+            or k == DEPTH_SNAPSHOT_EVENT
+            or k == DEPTH_BBO_EVENT
+            or k == ADD_ORDER_EVENT
+            or k == MODIFY_ORDER_EVENT
+        ):
+            if k == DEPTH_CLEAR_EVENT and events[i]["ev"] & (BUY_EVENT | SELL_EVENT) == 0:
+                continue  # an L3 clear of both sides: its price means nothing
             px = events[i]["px"]
             if px < lo:
                 lo = px

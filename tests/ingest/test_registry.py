@@ -60,7 +60,7 @@ def toy_registered(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_builtin_importers_in_help_order() -> None:
     """The built-in formats, in the order `hftlab data import --help` lists them."""
-    assert ["binance-futures", "tardis", "npz"] == [i.name for i in registry.importers()][:3]
+    assert ["binance-futures", "tardis", "databento", "lobster", "npz"] == [i.name for i in registry.importers()][:5]
 
 
 def test_registered_importer_is_a_subcommand_with_its_arguments(toy_registered, capsys) -> None:

@@ -26,6 +26,7 @@ from hftlab.files import atomic_write
 from hftlab.metrics.compute import markouts
 from hftlab.ranking import Goal, best_index, goal
 from hftlab.run.results import METRICS_FILE, RECORDS_DIR, RUN_FILE, WARNINGS_FILE
+from hftlab.storage.schema import L3_FEEDS
 from hftlab.sweep import manifest as M
 from hftlab.sweep.summary import summary_rows
 
@@ -107,6 +108,32 @@ def _sweep_figures(rows: list[dict[str, Any]], metric: str, out: Path) -> list[s
     return parts
 
 
+def data_level(feeds: list[str]) -> str:
+    """``L3`` when an order-by-order feed is fed, else ``L2``."""
+    return "L3 (order by order)" if L3_FEEDS & set(feeds) else "L2 (price levels)"
+
+
+def _setup(run_dir: Path) -> str:
+    """What the run was fed and how the venue simulated it: dataset, data level, feeds, queue model."""
+    definition = json.loads((run_dir / RUN_FILE).read_text())
+    ds, venue = definition["dataset"], definition["config"]["venue"]
+    inst = ds["instrument"]
+    queue = venue["queue"]["model"] + (
+        f" (exponent {venue['queue']['exponent']})" if venue["queue"]["model"] == "power_prob" else ""
+    )
+    items = {
+        "dataset": f"{ds['id']} {ds['version']} ({inst['venue']} {inst['symbol']})",
+        "data level": data_level(list(ds["feeds"])),
+        "feeds": ", ".join(ds["feeds"]),
+        "queue model": queue,
+        "exchange": venue["exchange"],
+        "latency": venue["latency"]["model"],
+    }
+    return "<p class='setup'>" + " · ".join(
+        f"{html.escape(k)}: <code>{html.escape(str(v))}</code>" for k, v in items.items()
+    ) + "</p>"  # fmt: skip
+
+
 def _num(v: Any) -> float:
     return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else float("nan")
 
@@ -161,6 +188,7 @@ def experiment_report(exp_dir: Path, out: Path, metric: str = "net_pnl") -> Path
             parts.append(
                 "<p>" + ", ".join(f"<code>{html.escape(k)}={_fmt(v)}</code>" for k, v in params.items()) + "</p>"
             )
+        parts.append(_setup(run_dir))
         metrics = json.loads((run_dir / METRICS_FILE).read_text())
         parts.append(
             "<h3>Tear sheet</h3>" + _table([{"metric": k, "value": v} for k, v in metrics.items()], ["metric", "value"])

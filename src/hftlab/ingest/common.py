@@ -393,7 +393,7 @@ def _check_auto(low: tuple[int, FeedFrame, int] | None, offset: int, max_ns: int
     raise DataError(
         "local-ts-correction-too-large",
         frame.source,
-        _where(frame, i),
+        frame.where(i),
         f"the automatic local-timestamp correction would be {_human(offset)}, more than "
         f"--max-local-ts-correction {_human(max_ns)}: feed '{frame.feed}' has local_ts - exch_ts = "
         f"{_human(latency)} here (a clock this far off, a wrong timestamp unit or an absurd line)",
@@ -423,13 +423,7 @@ def _first_offender(
 
 def _raise(rule: str, frame: FeedFrame, i: int, count: int, detail: str) -> NoReturn:
     more = f" ({count} rows break this rule)" if count > 1 else ""
-    raise DataError(rule, frame.source, _where(frame, i), f"feed '{frame.feed}': {detail}{more}")
-
-
-def _where(frame: FeedFrame, i: int) -> str:
-    """``line N`` of a text file, ``row N`` of a numpy event file (``.npz``/``.npy``)."""
-    word = "row" if Path(frame.source).suffix in (".npz", ".npy") else "line"
-    return f"{word} {int(frame.line[i])}"
+    raise DataError(rule, frame.source, frame.where(i), f"feed '{frame.feed}': {detail}{more}")
 
 
 def _human(ns: int) -> str:

@@ -144,7 +144,13 @@ def convert(path: Path, instrument: Instrument, ts_unit: str = "auto") -> Ingest
             source,
             f"row {i + 1}",
             f"event kind {kind[i]} (ev={int(ev[i]):#x}) has no canonical feed; supported kinds: "
-            f"{sorted(int(k) for k in KIND_FEEDS)} ({unsupported.size} rows)",
+            f"{sorted(int(k) for k in KIND_FEEDS)} ({unsupported.size} rows)"
+            + (
+                "; order-by-order events: import the vendor's file (hftlab data import databento / lobster), whose "
+                "cancels state what remains (hftbacktest's L3 arrays drop partial cancels)"
+                if 10 <= kind[i] <= 13
+                else ""
+            ),
         )
     buy = (ev & np.uint64(BUY_EVENT)) != 0
     sell = (ev & np.uint64(SELL_EVENT)) != 0

@@ -20,7 +20,13 @@ from hftlab.errors import ConfigError
 from hftlab.storage.schema import IngestResult, Instrument
 
 #: Modules holding the built-in importers, in the order ``hftlab data import --help`` lists them.
-BUILTIN_MODULES = ("hftlab.ingest.binance_futures", "hftlab.ingest.tardis", "hftlab.ingest.npz")
+BUILTIN_MODULES = (
+    "hftlab.ingest.binance_futures",
+    "hftlab.ingest.tardis",
+    "hftlab.ingest.databento",
+    "hftlab.ingest.lobster",
+    "hftlab.ingest.npz",
+)
 
 ID_HELP = "dataset id (default: <venue>-<symbol>)"
 
@@ -47,11 +53,14 @@ class Importer:
     convert: Callable[[argparse.Namespace], IngestResult | list[IngestResult]]
     #: The dataset id when ``--id`` is not given.
     default_id: Callable[[argparse.Namespace], str] = venue_symbol_id
+    #: The format names its instrument (symbol, venue, maybe tick): the instrument arguments are then
+    #: optional overrides (None when not given) and the importer fills in the rest.
+    instrument_from_file: bool = False
 
     def configure(self, parser: argparse.ArgumentParser) -> None:
         """Add every argument of this import to its subcommand's parser."""
         self.add_arguments(parser)
-        add_instrument_arguments(parser, self.venue)
+        add_instrument_arguments(parser, self.venue, required=not self.instrument_from_file)
 
 
 #: Registered importers by name, in registration order.
@@ -78,7 +87,7 @@ def file_importer(name: str, help: str, venue: str, convert: Callable[[Path, Ins
         name=name,
         help=help,
         venue=venue,
-        add_arguments=_add_file_argument,
+        add_arguments=add_file_argument,
         convert=lambda args: [convert(path, instrument(args)) for path in expand_paths(args.files)],
     )
 
@@ -104,23 +113,32 @@ def expand_paths(patterns: list[str]) -> list[Path]:
     return out
 
 
-def _add_file_argument(parser: argparse.ArgumentParser) -> None:
+def add_file_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "files", nargs="+", metavar="file", help="raw files (or quoted glob patterns): each one an import, e.g. a day"
     )
 
 
-def add_instrument_arguments(parser: argparse.ArgumentParser, venue: str) -> None:
+def add_instrument_arguments(parser: argparse.ArgumentParser, venue: str, required: bool = True) -> None:
     """The instrument, dataset id, timestamp unit, local-timestamp correction and plausibility-bound
-    arguments every import takes (:func:`hftlab.ingest.common.finish_import` applies the last four)."""
+    arguments every import takes (:func:`hftlab.ingest.common.finish_import` applies the last four).
+    With ``required=False`` (a format that names its instrument) the instrument arguments default to None."""
     from hftlab.ingest import common
 
-    parser.add_argument("--symbol", required=True, help="instrument symbol, e.g. BTCUSDT")
-    parser.add_argument("--tick-size", type=float, required=True, help="price tick (prices must lie on it)")
-    parser.add_argument("--lot-size", type=float, required=True, help="quantity step")
-    parser.add_argument("--venue", default=venue, help=f"venue name (default: {venue})")
+    from_file = "" if required else " (default: from the file)"
+    parser.add_argument("--symbol", required=required, help=f"instrument symbol, e.g. BTCUSDT{from_file}")
+    parser.add_argument(
+        "--tick-size", type=float, required=required, help=f"price tick (prices must lie on it){from_file}"
+    )
+    parser.add_argument("--lot-size", type=float, required=required, help=f"quantity step{from_file}")
+    parser.add_argument("--venue", default=venue or None, help=f"venue name (default: {venue or 'from the file'})")
     parser.add_argument("--contract-type", choices=["linear", "inverse"], default="linear")
-    parser.add_argument("--contract-size", type=float, default=1.0)
+    parser.add_argument(
+        "--contract-size",
+        type=float,
+        default=1.0 if required else None,
+        help=f"contract multiplier{from_file or ' (default: 1)'}",
+    )
     parser.add_argument("--id", help=ID_HELP)
     parser.add_argument(
         "--local-ts-correction",

@@ -44,7 +44,7 @@ from hftlab.runtime.runner import compile_seconds, run_backtest
 from hftlab.runtime.strategy import Strategy, load_strategy
 from hftlab.storage.catalog import Catalog, Dataset
 from hftlab.venue.config import VenueConfig
-from hftlab.venue.simulated import check_feedable
+from hftlab.venue.simulated import check_feedable, fed_feeds
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,10 @@ def prepare(config: RunConfig, project_dir: Path, *, results_dir: Path | None = 
     params = strategy.params(dataclasses.asdict(config.strategy.params))
     dataset = Catalog(project_dir / config.dataset.root).resolve(config.dataset.id, config.dataset.version)
     venue = config.venue.resolve(dataset.manifest.instrument)
-    check_feedable(venue, dataset)
+    feeds = fed_feeds(venue, dataset, config.dataset.feeds)
+    check_feedable(venue, dataset, feeds, config.dataset.window()[0])
+    if list(feeds) != list(config.dataset.feeds):  # the definition records what is fed
+        config = dataclasses.replace(config, dataset=dataclasses.replace(config.dataset, feeds=list(feeds)))
     definition = build_definition(config, strategy, params, dataset, venue, project_dir)
     rid = run_id(definition)
     runs = runs_dir(results_dir or project_dir / config.output.results_dir, config.experiment_name)

@@ -40,7 +40,7 @@ from hftlab.storage.manifest import (
     content_hash,
     file_sha256,
 )
-from hftlab.storage.schema import ARROW_SCHEMA, COLUMNS, FEEDS, SCHEMA_VERSION, IngestResult, check_name
+from hftlab.storage.schema import FEEDS, IngestResult, arrow_schema, check_name, feed_columns, schema_version_for
 from hftlab.storage.validate import validate
 from hftlab.times import NS_PER_DAY, utc_date
 
@@ -82,7 +82,8 @@ def _free_path(directory: str, taken: set[str]) -> str:
 def _write_partition(
     target: Path, rel: str, feed: str, date: str, cols: dict[str, np.ndarray], source: int
 ) -> Partition:
-    table = pa.Table.from_arrays([pa.array(cols[n]) for n in COLUMNS], schema=ARROW_SCHEMA)
+    names = feed_columns(feed)
+    table = pa.Table.from_arrays([pa.array(cols[n]) for n in names], schema=arrow_schema(feed))
     path = target / rel
     path.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(table, path, **PARQUET_OPTIONS)
@@ -97,7 +98,7 @@ def _write_partition(
         local_ts_max=int(cols["local_ts"].max()),
         seq_min=int(cols["seq"][0]),
         seq_max=int(cols["seq"][-1]),
-        content_sha256=columns_sha256(cols),
+        content_sha256=columns_sha256(cols, names),
         file_sha256=file_sha256(path),
         file_bytes=path.stat().st_size,
         source=source,
@@ -116,7 +117,7 @@ def _write_import(result: IngestResult, base: int, source: int, target: Path, ta
         for lo, hi in zip(np.r_[0, cuts], np.r_[cuts, len(frame)], strict=True):
             date = utc_date(int(frame.exch_ts[lo]))
             rel = _free_path(f"venue={inst.venue}/symbol={inst.symbol}/feed={frame.feed}/date={date}", taken)
-            cols = {name: getattr(frame, name)[lo:hi] for name in COLUMNS if name != "seq"}
+            cols = {name: getattr(frame, name)[lo:hi] for name in frame.columns}
             cols["seq"] = seq[lo:hi]
             partitions.append(_write_partition(target, rel, frame.feed, date, cols, source))
     return partitions
@@ -137,7 +138,7 @@ def _carry(parent: Dataset, part: Partition, shift: int, source: int, target: Pa
         return renumbered(part, source)
     verify_partition(parent.path, part, full=True)
     table = pq.read_table(origin)
-    cols = {name: table.column(name).to_numpy() for name in COLUMNS}
+    cols = {name: table.column(name).to_numpy() for name in feed_columns(part.feed)}
     cols["seq"] = cols["seq"] + np.int64(shift)
     return _write_partition(target, part.path, part.feed, part.date, cols, source)
 
@@ -226,12 +227,13 @@ class Catalog:
         staging.mkdir(parents=True)
         try:
             partitions = self._stage(staging, parent, blocks)
-            full_hash = content_hash(instrument, partitions)
+            schema_version = schema_version_for(p.feed for p in partitions)
+            full_hash = content_hash(instrument, partitions, schema_version)
             manifest = Manifest(
                 dataset_id=dataset_id,
                 version=full_hash[:VERSION_LENGTH],
                 content_hash=full_hash,
-                schema_version=SCHEMA_VERSION,
+                schema_version=schema_version,
                 instrument=instrument,
                 partitions=tuple(partitions),
                 sources=tuple(b.source for b in blocks),
@@ -377,7 +379,8 @@ def check_manifest(dataset: Dataset) -> None:
     """Cheap integrity check: the manifest's partitions must hash to the version it sits under."""
     m = dataset.manifest
     if (
-        content_hash(m.instrument, list(m.partitions)) != m.content_hash
+        m.schema_version != schema_version_for(p.feed for p in m.partitions)
+        or content_hash(m.instrument, list(m.partitions), m.schema_version) != m.content_hash
         or not m.content_hash.startswith(m.version)
         or dataset.path.name != m.version
     ):
@@ -406,7 +409,11 @@ def verify_partition(version_dir: Path, part: Partition, *, full: bool) -> None:
     if found != part.file_sha256:
         raise StorageError(f"{path}: sha256 mismatch: manifest {part.file_sha256}, file {found} (modified)")
     if full:
+        names = feed_columns(part.feed)
         table = pq.read_table(path)
-        cols = {name: table.column(name).to_numpy() for name in COLUMNS}
-        if columns_sha256(cols) != part.content_sha256:
+        missing = [name for name in names if name not in table.column_names]
+        if missing:
+            raise StorageError(f"{path}: columns {missing} of feed '{part.feed}' are missing")
+        cols = {name: table.column(name).to_numpy() for name in names}
+        if columns_sha256(cols, names) != part.content_sha256:
             raise StorageError(f"{path}: row content does not match the manifest's content hash")

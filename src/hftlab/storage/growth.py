@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 
 from hftlab.errors import StorageError
 from hftlab.storage.manifest import Manifest, Partition, Source
-from hftlab.storage.schema import COLUMNS, FEEDS, IngestResult
+from hftlab.storage.schema import FEEDS, IngestResult
 from hftlab.times import NS_PER_DAY, iso, utc_date
 
 
@@ -124,8 +124,8 @@ def _same_rows(version_dir: str, manifest: Manifest, index: int, result: IngestR
             if part is None or part.rows != hi - lo:
                 return False
             table = pq.read_table(f"{version_dir}/{part.path}")
-            for name in COLUMNS:
-                if name != "seq" and not np.array_equal(table.column(name).to_numpy(), getattr(frame, name)[lo:hi]):
+            for name in frame.columns:
+                if not np.array_equal(table.column(name).to_numpy(), getattr(frame, name)[lo:hi]):
                     return False
             pieces += 1
     return pieces == len(stored)

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from hftlab.errors import StorageError
 from hftlab.files import canonical_json
 from hftlab.storage.schema import COLUMNS, SCHEMA_VERSION, Instrument
 
@@ -34,10 +35,11 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def columns_sha256(columns: dict[str, np.ndarray]) -> str:
-    """sha256 of canonical columns: for each column in schema order, its name, dtype and LE bytes."""
+def columns_sha256(columns: dict[str, np.ndarray], names: dict[str, np.dtype[Any]] = COLUMNS) -> str:
+    """sha256 of canonical columns: for each column of ``names`` (a feed's stored columns, see
+    :func:`~hftlab.storage.schema.feed_columns`) in schema order, its name, dtype and LE bytes."""
     digest = hashlib.sha256()
-    for name, dtype in COLUMNS.items():
+    for name, dtype in names.items():
         values = np.ascontiguousarray(columns[name], dtype=dtype.newbyteorder("<"))
         digest.update(f"{name}:{values.dtype.str}:{values.size};".encode())
         digest.update(values.data)
@@ -92,10 +94,10 @@ class Source:
         return ", ".join(raw) if raw else str(self.lineage.get("converter", "?"))
 
 
-def content_hash(instrument: Instrument, partitions: list[Partition]) -> str:
+def content_hash(instrument: Instrument, partitions: list[Partition], schema_version: int) -> str:
     """The dataset content hash: schema version, instrument, and each partition's path, rows and content."""
     body = {
-        "schema_version": SCHEMA_VERSION,
+        "schema_version": schema_version,
         "instrument": instrument.to_dict(),
         "partitions": sorted(
             ({"path": p.path, "rows": p.rows, "content_sha256": p.content_sha256} for p in partitions),
@@ -179,11 +181,17 @@ class Manifest:
                     sum(p.rows for p in partitions),
                 ),
             )
+        schema_version = int(data["schema_version"])
+        if schema_version > SCHEMA_VERSION:
+            raise StorageError(
+                f"dataset '{data['dataset_id']}' {data['version']} has schema version {schema_version}; this hftlab "
+                f"reads versions up to {SCHEMA_VERSION}: upgrade hftlab"
+            )
         return cls(
             dataset_id=data["dataset_id"],
             version=data["version"],
             content_hash=data["content_hash"],
-            schema_version=int(data["schema_version"]),
+            schema_version=schema_version,
             instrument=Instrument.from_dict(data["instrument"]),
             partitions=partitions,
             sources=sources,

@@ -17,6 +17,28 @@ One canonical row has these columns (Parquet types in brackets):
   then feed, then source order). Unique across all feeds of a dataset; it keeps ties stable and lets
   the Historical Input Feeder merge feeds without sorting.
 
+**Order-by-order (L3) rows** (schema version 2) live in the ``orders`` feed, whose files have one more
+column, ``order_id`` [uint64] (after ``qty``). Each row states the order *after* the event:
+
+- ``ADD``: a new resting order ``order_id`` on ``side`` at ``price`` for ``qty``;
+- ``CANCEL``: the order lost quantity without trading; ``qty`` is what remains (0: it left the book),
+  ``price`` its price. A partial cancel keeps the order's queue place;
+- ``MODIFY``: the order now rests at ``price`` for ``qty`` (same price and less quantity keeps its
+  queue place, anything else sends it to the back, as on CME and NASDAQ);
+- ``FILL``: the resting order traded ``qty`` at ``price``; ``side`` is the resting order's side. It does
+  not change the book by itself: the ``CANCEL`` (or ``MODIFY``) row that follows removes the traded
+  quantity, as in Databento's MBO records and hftbacktest's L3 events;
+- ``CLEAR``: every order of ``side`` (0: both sides) leaves the book; ``price`` is not used for a clear
+  of both sides (importers write a price of the book image that follows).
+
+The L3 rules (:mod:`hftlab.storage.l3`) hold within the feed: no ``CANCEL``/``MODIFY``/``FILL`` of an
+order that is not in the book, no ``ADD`` of one that is, no ``CANCEL`` that leaves more than the order
+had, no ``FILL`` larger than the order. L2 feeds of the same dataset (``snapshot`` and ``depth``) can be
+derived from the ``orders`` feed (:func:`hftlab.storage.l3.derive_l2`), so L2 queue models run on it.
+
+A dataset without an L3 feed is stored exactly as in schema version 1 (no ``order_id`` column, version 1
+in its manifest and content hash), so datasets promoted before version 2 keep their versions.
+
 The numeric codes of :class:`Kind` equal hftbacktest's event codes on purpose (fewer conversions on
 the hot path); the schema itself does not depend on hftbacktest.
 """
@@ -24,6 +46,7 @@ the hot path); the schema itself does not depend on hftbacktest.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from enum import IntEnum
 from typing import Any, Literal
@@ -33,8 +56,11 @@ import pyarrow as pa
 
 from hftlab.errors import ConfigError, InvalidNameError
 
-#: Version of the canonical schema; stored in every manifest and every Parquet file.
-SCHEMA_VERSION = 1
+#: Version of the canonical schema this code reads and writes (2: order-by-order feeds); a dataset's
+#: manifest records the version its layout needs (:func:`schema_version_for`).
+SCHEMA_VERSION = 2
+#: The version of a dataset without order-by-order (L3) feeds: its layout did not change in version 2.
+L2_SCHEMA_VERSION = 1
 
 
 class Kind(IntEnum):
@@ -50,6 +76,14 @@ class Kind(IntEnum):
     SNAPSHOT = 4
     #: Best bid (side BID) or best offer (side ASK) update.
     BBO = 5
+    #: L3: a new resting order (``orders`` feed).
+    ADD = 10
+    #: L3: an order lost quantity without trading; ``qty`` is what remains (0: it left the book).
+    CANCEL = 11
+    #: L3: an order's new price and quantity.
+    MODIFY = 12
+    #: L3: a resting order traded ``qty``; the book changes with the CANCEL/MODIFY row that follows.
+    FILL = 13
 
 
 class Side(IntEnum):
@@ -68,12 +102,23 @@ FEED_KINDS: dict[str, frozenset[int]] = {
     "trades": frozenset({Kind.TRADE}),
     "depth": frozenset({Kind.DEPTH}),
     "bbo": frozenset({Kind.BBO}),
+    #: Order-by-order rows (schema version 2).
+    "orders": frozenset({Kind.CLEAR, Kind.ADD, Kind.CANCEL, Kind.MODIFY, Kind.FILL}),
+    #: Executions of hidden (non-displayed) orders, kept apart from the visible ``trades`` (LOBSTER type 5):
+    #: prices may lie off the tick grid (sub-penny); no queue model is fed them unless asked.
+    "hidden": frozenset({Kind.TRADE}),
 }
 FEEDS: tuple[str, ...] = tuple(FEED_KINDS)
-#: Order-by-order (L3) feeds: none in this schema version (L2 only), so nothing can feed an L3 queue model.
-L3_FEEDS: frozenset[str] = frozenset()
+#: Order-by-order (L3) feeds: what hftbacktest's L3 FIFO queue model needs.
+L3_FEEDS: frozenset[str] = frozenset({"orders"})
+#: Feeds whose prices need not lie on the tick grid.
+OFF_GRID_FEEDS: frozenset[str] = frozenset({"hidden"})
 #: Feeds a backtest uses unless the dataset reference says otherwise.
 DEFAULT_FEEDS: tuple[str, ...] = ("snapshot", "depth", "trades")
+#: Feeds a backtest with the L3 FIFO queue model uses unless the dataset reference says otherwise.
+L3_DEFAULT_FEEDS: tuple[str, ...] = ("orders", "trades")
+#: L2 book feeds: never fed together with an L3 feed (hftbacktest's L3 venue would see two books).
+L2_BOOK_FEEDS: frozenset[str] = frozenset({"snapshot", "depth", "bbo"})
 
 #: Column name -> numpy dtype of a stored canonical row.
 COLUMNS: dict[str, np.dtype[Any]] = {
@@ -86,10 +131,34 @@ COLUMNS: dict[str, np.dtype[Any]] = {
     "seq": np.dtype(np.int64),
 }
 
-ARROW_SCHEMA = pa.schema(
-    [pa.field(name, pa.from_numpy_dtype(dtype), nullable=False) for name, dtype in COLUMNS.items()],
-    metadata={b"hftlab.schema_version": str(SCHEMA_VERSION).encode()},
-)
+#: Columns of an order-by-order (L3) feed's rows: :data:`COLUMNS` with ``order_id`` before ``seq``.
+L3_COLUMNS: dict[str, np.dtype[Any]] = {
+    **{k: v for k, v in COLUMNS.items() if k != "seq"},
+    "order_id": np.dtype(np.uint64),
+    "seq": np.dtype(np.int64),
+}
+
+
+def feed_columns(feed: str) -> dict[str, np.dtype[Any]]:
+    """The stored columns of ``feed``'s rows (L3 feeds carry ``order_id``)."""
+    return L3_COLUMNS if feed in L3_FEEDS else COLUMNS
+
+
+def schema_version_for(feeds: Iterable[str]) -> int:
+    """The schema version a dataset holding ``feeds`` is stored under: 2 with an L3 feed, else 1."""
+    return SCHEMA_VERSION if L3_FEEDS & set(feeds) else L2_SCHEMA_VERSION
+
+
+def arrow_schema(feed: str) -> pa.Schema:
+    """The Parquet schema of ``feed``'s files (the schema version they need in their metadata)."""
+    columns = feed_columns(feed)
+    return pa.schema(
+        [pa.field(name, pa.from_numpy_dtype(dtype), nullable=False) for name, dtype in columns.items()],
+        metadata={b"hftlab.schema_version": str(schema_version_for([feed])).encode()},
+    )
+
+
+ARROW_SCHEMA = arrow_schema("depth")
 
 ContractType = Literal["linear", "inverse"]
 
@@ -156,18 +225,49 @@ class FeedFrame:
     price: np.ndarray
     qty: np.ndarray
     line: np.ndarray
+    #: uint64 order ids: an L3 feed's rows only (None for every other feed).
+    order_id: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.exch_ts)
 
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The stored columns this frame holds (``seq`` excluded: storage assigns it)."""
+        return tuple(name for name in feed_columns(self.feed) if name != "seq")
+
     @classmethod
     def from_columns(cls, feed: str, source: str, **columns: Any) -> FeedFrame:
-        """Build a frame, casting each column to its canonical dtype (``line`` defaults to 1..n)."""
+        """Build a frame, casting each column to its canonical dtype (``line`` defaults to 1..n; ``order_id``
+        required for an L3 feed, refused for any other)."""
         n = len(columns["exch_ts"])
         line = columns.pop("line", None)
-        cast = {name: np.ascontiguousarray(columns[name], dtype=COLUMNS[name]) for name in COLUMNS if name != "seq"}
+        if ("order_id" in columns) != (feed in L3_FEEDS):
+            raise ConfigError(f"feed '{feed}': order_id is {'required' if feed in L3_FEEDS else 'an L3 column only'}")
+        names = [name for name in feed_columns(feed) if name != "seq"]
+        cast = {name: np.ascontiguousarray(columns[name], dtype=L3_COLUMNS[name]) for name in names}
         line_arr = np.arange(1, n + 1, dtype=np.int64) if line is None else np.asarray(line, dtype=np.int64)
         return cls(feed=feed, source=source, line=line_arr, **cast)
+
+    @classmethod
+    def from_rows(cls, feed: str, source: str, rows: Sequence[tuple[Any, ...]]) -> FeedFrame:
+        """Build a frame from row tuples ``(exch_ts, local_ts, kind, side, price, qty[, order_id], line)``
+        (``order_id`` for an L3 feed only)."""
+        names = [n for n in feed_columns(feed) if n != "seq"] + ["line"]
+        columns: list[Any] = list(zip(*rows, strict=True)) if rows else [()] * len(names)
+        return cls.from_columns(feed, source, **{n: np.asarray(c) for n, c in zip(names, columns, strict=True)})
+
+    def where(self, i: int) -> str:
+        """Where row ``i`` came from, for messages: ``record N`` of a binary market-data file (DBN),
+        ``row N`` of a numpy event file (``.npz``/``.npy``), else ``line N``."""
+        name = self.source.lower()
+        if name.endswith((".dbn", ".dbn.zst", ".zst")):
+            word = "record"
+        elif name.endswith((".npz", ".npy")):
+            word = "row"
+        else:
+            word = "line"
+        return f"{word} {int(self.line[i])}"
 
     def take(self, index: np.ndarray) -> FeedFrame:
         """The rows at ``index`` (a boolean mask or integer positions)."""
@@ -175,7 +275,7 @@ class FeedFrame:
             feed=self.feed,
             source=self.source,
             line=self.line[index],
-            **{name: getattr(self, name)[index] for name in COLUMNS if name != "seq"},
+            **{name: getattr(self, name)[index] for name in self.columns},
         )
 
 

@@ -5,14 +5,19 @@ first offending row, and the rule. Rules (``DataError.rule``):
 
 - ``empty-input``: no rows at all.
 - ``kind-not-in-feed``: a row kind that its feed may not hold (see ``FEED_KINDS``).
-- ``invalid-side``: side not in {-1, 0, 1}, or 0 on a book row.
+- ``invalid-side``: side not in {-1, 0, 1}, or 0 on a book row (except a ``CLEAR`` of both sides in the
+  ``orders`` feed).
 - ``timestamp-not-positive``: an exchange or local timestamp <= 0.
 - ``price-not-positive-finite``: NaN, infinite, zero or negative price.
 - ``quantity-not-finite`` / ``negative-quantity``.
-- ``price-off-tick``: price not a multiple of the instrument's tick size.
+- ``price-off-tick``: price not a multiple of the instrument's tick size (the ``hidden`` feed excepted:
+  hidden executions may be priced between ticks).
 - ``timestamp-backwards``: exchange or local timestamp decreasing within a feed (a feed is one channel).
 - ``local-before-exchange``: local timestamp earlier than the exchange timestamp, after the
   dataset's recorded correction.
+- the order-by-order rules of an ``orders`` feed (:mod:`hftlab.storage.l3`): ``unknown-order-id``,
+  ``duplicate-add``, ``negative-remaining-quantity``, ``cancel-increases-quantity``, ``fill-exceeds-order``,
+  ``order-quantity-not-positive``, ``side-mismatch``, ``price-mismatch``.
 """
 
 from __future__ import annotations
@@ -22,7 +27,8 @@ from collections.abc import Callable
 import numpy as np
 
 from hftlab.errors import DataError
-from hftlab.storage.schema import FEED_KINDS, FeedFrame, IngestResult, Kind
+from hftlab.storage.l3 import check_orders
+from hftlab.storage.schema import FEED_KINDS, L3_FEEDS, OFF_GRID_FEEDS, FeedFrame, IngestResult, Instrument, Kind
 
 #: Allowed distance from the tick grid, in ticks (float rounding of decimal prices).
 TICK_TOLERANCE = 1e-6
@@ -38,14 +44,16 @@ def _fail(rule: str, frame: FeedFrame, bad: np.ndarray, detail: Callable[[int], 
     raise DataError(
         rule,
         frame.source,
-        f"line {int(frame.line[i])}",
+        frame.where(i),
         f"feed '{frame.feed}': " + detail(i) + more,
     )
 
 
-def validate_frame(frame: FeedFrame, tick_size: float) -> None:
+def validate_frame(frame: FeedFrame, instrument: Instrument) -> None:
     """Check every rule on one feed frame."""
     f = frame
+    tick_size = instrument.tick_size
+    l3 = f.feed in L3_FEEDS
     if f.feed not in FEED_KINDS:
         raise DataError("unknown-feed", f.source, None, f"unknown feed '{f.feed}'; known: {sorted(FEED_KINDS)}")
     allowed = np.array(sorted(FEED_KINDS[f.feed]), dtype=np.uint8)
@@ -55,7 +63,7 @@ def validate_frame(frame: FeedFrame, tick_size: float) -> None:
         ~np.isin(f.kind, allowed),
         lambda i: f"row kind {f.kind[i]} is not allowed in this feed (allowed: {allowed.tolist()})",
     )
-    book = f.kind != Kind.TRADE
+    book = (f.kind != Kind.TRADE) & ~(l3 & (f.kind == Kind.CLEAR))
     _fail(
         "invalid-side",
         f,
@@ -75,14 +83,16 @@ def validate_frame(frame: FeedFrame, tick_size: float) -> None:
         lambda i: f"price must be finite and > 0, got {f.price[i]!r}",
     )
     _fail("quantity-not-finite", f, ~np.isfinite(f.qty), lambda i: f"quantity must be finite, got {f.qty[i]!r}")
-    _fail("negative-quantity", f, f.qty < 0, lambda i: f"quantity must be >= 0, got {f.qty[i]!r}")
-    ticks = f.price / tick_size
-    _fail(
-        "price-off-tick",
-        f,
-        np.abs(ticks - np.rint(ticks)) > TICK_TOLERANCE,
-        lambda i: f"price {f.price[i]!r} is not a multiple of the tick size {tick_size!r}",
-    )
+    if not l3:  # the L3 rules name a negative quantity by what it means (negative-remaining-quantity)
+        _fail("negative-quantity", f, f.qty < 0, lambda i: f"quantity must be >= 0, got {f.qty[i]!r}")
+    if f.feed not in OFF_GRID_FEEDS:
+        ticks = f.price / tick_size
+        _fail(
+            "price-off-tick",
+            f,
+            np.abs(ticks - np.rint(ticks)) > TICK_TOLERANCE,
+            lambda i: f"price {f.price[i]!r} is not a multiple of the tick size {tick_size!r}",
+        )
     for column in ("exch_ts", "local_ts"):
         values: np.ndarray = getattr(f, column)
         back = np.zeros(len(f), dtype=bool)
@@ -102,6 +112,8 @@ def validate_frame(frame: FeedFrame, tick_size: float) -> None:
             "(e.g. --local-ts-correction auto) if the receiving clock was behind the exchange's"
         ),
     )
+    if l3:
+        check_orders(f, tick_size, instrument.lot_size)
 
 
 def validate(result: IngestResult) -> None:
@@ -115,4 +127,4 @@ def validate(result: IngestResult) -> None:
         if frame.feed in seen:
             raise DataError("duplicate-feed", frame.source, None, f"feed '{frame.feed}' given twice")
         seen.add(frame.feed)
-        validate_frame(frame, result.instrument.tick_size)
+        validate_frame(frame, result.instrument)

@@ -10,7 +10,7 @@ on a second call).
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -19,11 +19,12 @@ from typing import Any, TypeVar
 import numpy as np
 
 from hftlab.errors import ConfigError, FeedError
-from hftlab.feed import FeedData
+from hftlab.feed import FeedData, begins_mid_stream
 from hftlab.feed_kernels import book_px_range
 from hftlab.hftbacktest_types import EVENT_DTYPE, EXCH_EVENT, LOCAL_EVENT
 from hftlab.storage.catalog import Dataset
-from hftlab.storage.schema import L3_FEEDS
+from hftlab.storage.schema import DEFAULT_FEEDS, L2_BOOK_FEEDS, L3_DEFAULT_FEEDS, L3_FEEDS
+from hftlab.times import iso
 from hftlab.venue import abi
 from hftlab.venue.abi import Backtest
 from hftlab.venue.config import ExchangeModel, FeeModel, LatencyModel, QueueModel, VenueConfig
@@ -74,13 +75,55 @@ def roi_bounds(fed: FeedData, margin: float) -> tuple[float, float]:
     return max(lo - pad, 0.0), hi + pad
 
 
-def check_feedable(config: VenueConfig, dataset: Dataset) -> None:
-    """Refuse, before any run, a venue the dataset cannot feed: an L3 queue model (``l3_fifo``) needs
-    order-by-order rows, and without them hftbacktest runs with a frozen book and no fills."""
-    if config.queue.model == QueueModel.l3_fifo and not L3_FEEDS & set(dataset.manifest.feeds):
+def fed_feeds(config: VenueConfig, dataset: Dataset, feeds: Sequence[str]) -> tuple[str, ...]:
+    """The feeds a run of ``config`` on ``dataset`` is fed: ``feeds`` as given, except that with the L3 FIFO
+    queue model the default L2 feeds become :data:`L3_DEFAULT_FEEDS` (the order-by-order rows and trades).
+    Refuses, before any run, what cannot be fed (:class:`FeedError`, :class:`ConfigError`):
+
+    - ``l3_fifo`` on a dataset without order-by-order rows (hftbacktest would run with a frozen book and
+      no fills), or with L2 book feeds among its feeds (the L3 venue would see two books), or with
+      ``venue.exchange=partial_fill`` (hftbacktest has no L3 partial-fill exchange);
+    - an L2 queue model fed an L3 feed (it reads only L2 rows: use the derived ``snapshot``/``depth``).
+    """
+    held = set(dataset.manifest.feeds)
+    if config.queue.model != QueueModel.l3_fifo:
+        l3 = sorted(L3_FEEDS & set(feeds))
+        if l3:
+            raise ConfigError(
+                f"dataset.feeds {list(feeds)}: venue.queue.model={config.queue.model} is an L2 queue model and reads no "
+                f"order-by-order feed ({', '.join(l3)}); feed snapshot, depth and trades (derived from the orders "
+                "when the dataset is L3), or choose venue.queue.model=l3_fifo"
+            )
+        return tuple(feeds)
+    if not L3_FEEDS & held:
         raise FeedError(
             f"venue.queue.model=l3_fifo needs order-by-order (L3) rows; dataset '{dataset.id}' {dataset.version} "
             f"holds L2 feeds only ({', '.join(dataset.manifest.feeds)}): choose risk_averse, power_prob or log_prob"
+        )
+    if config.exchange != ExchangeModel.no_partial_fill:
+        raise ConfigError(
+            "venue.queue.model=l3_fifo needs venue.exchange=no_partial_fill (hftbacktest's L3 exchange fills an "
+            "order whole when the queue ahead of it trades or the price crosses it)"
+        )
+    chosen = L3_DEFAULT_FEEDS if tuple(feeds) == DEFAULT_FEEDS else tuple(feeds)
+    l2 = sorted(L2_BOOK_FEEDS & set(chosen))
+    if l2 or not L3_FEEDS & set(chosen):
+        raise ConfigError(
+            f"dataset.feeds {list(chosen)}: venue.queue.model=l3_fifo is fed the order-by-order feed "
+            f"({', '.join(sorted(L3_FEEDS))}) and trades, no L2 book feed" + (f" ({', '.join(l2)})" if l2 else "")
+        )
+    return chosen
+
+
+def check_feedable(config: VenueConfig, dataset: Dataset, feeds: Sequence[str], start: int | None = None) -> None:
+    """:func:`fed_feeds` and, for an L3 run, a window that starts where the dataset does: the resting orders
+    at a later start are not replayed (an L2 run gets its book there as an initial snapshot)."""
+    chosen = fed_feeds(config, dataset, feeds)
+    if L3_FEEDS & set(chosen) and begins_mid_stream(dataset, start):
+        raise FeedError(
+            f"venue.queue.model=l3_fifo: the window starts at {iso(start or 0)}, after the start of dataset "
+            f"'{dataset.id}' ({iso(dataset.manifest.start_ns)}); an L3 run starts with the dataset (its first rows "
+            "are the book's orders): leave dataset.start unset, or import the later window as its own dataset"
         )
 
 
@@ -100,7 +143,7 @@ class SimulatedVenue:
 
     def __init__(self, fed: FeedData, config: VenueConfig) -> None:
         self.config = config.resolve(fed.dataset.manifest.instrument)
-        check_feedable(self.config, fed.dataset)
+        check_feedable(self.config, fed.dataset, fed.feeds, fed.start_ns)
         self.fed = fed
         self.arrays = VenueArrays(
             events=np.ascontiguousarray(fed.events, dtype=EVENT_DTYPE),
