@@ -217,7 +217,7 @@ class EventCache:
             files = []
             px = (np.inf, -np.inf)
             start = window.start
-            snapshot = F.initial_snapshot(dataset, start, budget)
+            snapshot = F.initial_snapshot(dataset, start, budget, window.feeds)
             book = F.BookStart(snapshot)
             for i, piece in enumerate(F.stream_events(dataset, window, budget)):
                 files.append(_save(staging / f"chunk-{i:05d}.npy", piece))

@@ -12,7 +12,9 @@ plus an initial book snapshot when the window starts after the dataset's start. 
    stamped earlier than the stream around it, say), the rows concerned are split into an EXCH-only
    and a LOCAL-only copy, as hftbacktest expects.
 4. If ``start`` is after the dataset's first row, the book rows before ``start`` are replayed and the
-   resulting levels are returned as ``initial_snapshot`` rows (DEPTH_SNAPSHOT, best level first).
+   resulting levels are returned as ``initial_snapshot`` rows (DEPTH_SNAPSHOT, best level first); for
+   order-by-order feeds the stream begins instead with the orders resting at ``start`` (a CLEAR, then an
+   ADD per order in queue priority, see :func:`resting_orders`).
 
 Same reference + same stored dataset => byte-identical arrays, in any process.
 """
@@ -39,7 +41,7 @@ from hftlab.errors import ConfigError, FeedError, StorageError
 from hftlab.hftbacktest_types import EVENT_DTYPE
 from hftlab.storage.catalog import Catalog, Dataset, check_manifest
 from hftlab.storage.manifest import Partition, file_sha256
-from hftlab.storage.schema import DEFAULT_FEEDS, FEEDS
+from hftlab.storage.schema import DEFAULT_FEEDS, FEEDS, L3_FEEDS
 from hftlab.times import NS_PER_DAY, iso, to_ns
 
 _BOOK_FEEDS = ("snapshot", "depth")
@@ -392,6 +394,33 @@ def _finish(piece: np.ndarray) -> np.ndarray:
     return piece
 
 
+def resting_orders(dataset: Dataset, feeds: Iterable[str], start: int | None, budget: int = CHUNK_ROWS) -> np.ndarray | None:
+    """For a window of order-by-order feeds that starts after the dataset does: the orders resting at
+    ``start`` as a CLEAR of both sides and one ADD per order in queue priority, stamped ``start`` (exchange
+    and local time), which the stream then begins with (step 4 for L3: hftbacktest's initial snapshot is
+    L2 only). None for any other window. The rows before ``start`` are replayed a day (or ``budget`` rows)
+    at a time, the resting orders of each part carried into the next as ADD rows."""
+    l3 = sorted(L3_FEEDS & set(feeds))
+    if not l3 or not begins_mid_stream(dataset, start):
+        return None
+    assert start is not None
+    tick = dataset.manifest.instrument.tick_size
+    carry = np.empty(0, EVENT_DTYPE)
+    for merged in merged_chunks(dataset, l3, None, start, budget):
+        rows = np.concatenate([carry, merged])
+        kind = (rows["ev"] & np.uint64(HB.KIND_MASK)).astype(np.int64)
+        side = np.where((rows["ev"] & HB.BUY_EVENT) != 0, 1, np.where((rows["ev"] & HB.SELL_EVENT) != 0, -1, 0))
+        index, _ = K.resting_orders(kind, side.astype(np.int8), rows["px"], rows["qty"], rows["order_id"], tick)
+        carry = rows[index]
+        carry["ev"] = (carry["ev"] & (HB.BUY_EVENT | HB.SELL_EVENT)) | np.uint64(HB.ADD_ORDER_EVENT) | HB.EXCH_EVENT | HB.LOCAL_EVENT
+    out = np.zeros(len(carry) + 1, dtype=EVENT_DTYPE)
+    out[0]["ev"] = np.uint64(HB.DEPTH_CLEAR_EVENT) | HB.EXCH_EVENT | HB.LOCAL_EVENT
+    out[1:] = carry
+    out["exch_ts"] = start
+    out["local_ts"] = start
+    return out
+
+
 def stream_events(dataset: Dataset, window: Window = Window(), budget: int = CHUNK_ROWS) -> Iterator[np.ndarray]:
     """The Event stream of ``window`` in pieces of about ``budget`` rows (never more than a UTC day), whose
     concatenation is byte for byte ``load_events(dataset, window).events``; at most two pieces' rows are
@@ -404,7 +433,7 @@ def stream_events(dataset: Dataset, window: Window = Window(), budget: int = CHU
     rather than feed a different order.
     """
     check_manifest(dataset)
-    pending: np.ndarray | None = None
+    pending: np.ndarray | None = resting_orders(dataset, window.feeds, window.start, budget)
     fed_until = np.iinfo(np.int64).min  # largest local time already fed
     for merged in merged_chunks(dataset, window.feeds, window.start, window.end, budget):
         if pending is None:
@@ -462,10 +491,13 @@ def begins_mid_stream(dataset: Dataset, start: int | None) -> bool:
     return start is not None and start > dataset.manifest.start_ns
 
 
-def initial_snapshot(dataset: Dataset, start: int | None, budget: int = CHUNK_ROWS) -> np.ndarray:
+def initial_snapshot(
+    dataset: Dataset, start: int | None, budget: int = CHUNK_ROWS, feeds: Iterable[str] = DEFAULT_FEEDS
+) -> np.ndarray:
     """The book at ``start`` as DEPTH_SNAPSHOT rows (best level first), empty when the window starts at the
-    dataset's start (step 4 of the module docstring)."""
-    if start is None or not begins_mid_stream(dataset, start):
+    dataset's start (step 4 of the module docstring) or feeds order-by-order rows (their stream begins
+    with the resting orders instead, :func:`resting_orders`)."""
+    if start is None or not begins_mid_stream(dataset, start) or L3_FEEDS & set(feeds):
         return np.empty(0, EVENT_DTYPE)
     return _initial_snapshot(dataset, start, budget)
 
@@ -478,8 +510,11 @@ def load_events(dataset: Dataset, window: Window = Window()) -> FeedData:
     events = _stream_dense(dataset, window.feeds, start, end)
     if events is None:
         events = _merge(_read_window(dataset, window.feeds, start, end))
+    resting = resting_orders(dataset, window.feeds, start)
+    if resting is not None:
+        events = np.concatenate([resting, events])
     events = _finish(events)
-    snapshot = initial_snapshot(dataset, start)
+    snapshot = initial_snapshot(dataset, start, feeds=window.feeds)
     book = BookStart(snapshot)
     book.see(events)
     return FeedData(

@@ -217,3 +217,57 @@ def book_px_range(events, lo, hi):
             if px > hi:
                 hi = px
     return lo, hi
+
+
+@engine_jit
+def resting_orders(kind, side, price, qty, order_id, tick_size):
+    """Replay order-by-order rows (canonical kinds, Processing Order) and return the orders resting at
+    the end, in queue priority: (rows, priority) where ``rows[i]`` is the row holding order ``i``'s
+    current side, price and quantity, sorted by the time it took its place in the queue.
+
+    Queue places follow hftbacktest's L3 FIFO model: an ADD takes the back of its level; a MODIFY keeps
+    the order's place when the price is the same and the quantity does not grow, else sends it to the
+    back; a CANCEL leaving quantity (a partial cancel) keeps it; a CLEAR removes a side (0: both).
+    """
+    state = {np.uint64(0): np.int64(0)}
+    place = {np.uint64(0): np.int64(0)}
+    del state[np.uint64(0)]
+    del place[np.uint64(0)]
+    for i in range(len(kind)):
+        k = kind[i]
+        oid = order_id[i]
+        if k == ADD_ORDER_EVENT:
+            state[oid] = np.int64(i)
+            place[oid] = np.int64(i)
+        elif k == CANCEL_ORDER_EVENT:
+            if oid in state:
+                if qty[i] > 0.0:
+                    state[oid] = np.int64(i)
+                else:
+                    del state[oid]
+                    del place[oid]
+        elif k == MODIFY_ORDER_EVENT:
+            if oid in state:
+                was = state[oid]
+                same = np.rint(price[was] / tick_size) == np.rint(price[i] / tick_size)
+                if not same or qty[i] > qty[was]:
+                    place[oid] = np.int64(i)
+                state[oid] = np.int64(i)
+        elif k == DEPTH_CLEAR_EVENT:
+            doomed = []
+            for o in state:
+                if side[i] == 0 or side[state[o]] == side[i]:
+                    doomed.append(o)
+            for o in doomed:
+                del state[o]
+                del place[o]
+    n = len(state)
+    rows = np.empty(n, dtype=np.int64)
+    prio = np.empty(n, dtype=np.int64)
+    j = 0
+    for o in state:
+        rows[j] = state[o]
+        prio[j] = place[o]
+        j += 1
+    order = np.argsort(prio, kind="mergesort")
+    return rows[order], prio[order]

@@ -44,7 +44,7 @@ from hftlab.runtime.runner import compile_seconds, run_backtest
 from hftlab.runtime.strategy import Strategy, load_strategy
 from hftlab.storage.catalog import Catalog, Dataset
 from hftlab.venue.config import VenueConfig
-from hftlab.venue.simulated import check_feedable, fed_feeds
+from hftlab.venue.simulated import fed_feeds
 
 
 @dataclass(frozen=True)
@@ -81,7 +81,6 @@ def prepare(config: RunConfig, project_dir: Path, *, results_dir: Path | None = 
     dataset = Catalog(project_dir / config.dataset.root).resolve(config.dataset.id, config.dataset.version)
     venue = config.venue.resolve(dataset.manifest.instrument)
     feeds = fed_feeds(venue, dataset, config.dataset.feeds)
-    check_feedable(venue, dataset, feeds, config.dataset.window()[0])
     if list(feeds) != list(config.dataset.feeds):  # the definition records what is fed
         config = dataclasses.replace(config, dataset=dataclasses.replace(config.dataset, feeds=list(feeds)))
     definition = build_definition(config, strategy, params, dataset, venue, project_dir)

@@ -19,8 +19,11 @@ rule broken raises :class:`RuleBreak` (``rule``, ``detail``); callers name the f
 
 Quantities are counted in lots (``round(qty / lot_size)``), so level sums are exact integers.
 
-The replay is a Python loop (about 1.5 M rows/s on one core): an import of a busy day of CME MBO data
-(tens of millions of records) takes tens of seconds here; a compiled kernel would be the next step.
+The replay is a plain Python loop (dicts of orders and levels): measured here, about 200k rows/s for a
+check and 115k records/s for a whole Databento import (decode, translate, derive L2, validate), 40k
+messages/s for LOBSTER (which also matches the orderbook file after every message). A busy CME day (10M
+MBO records) therefore imports in about 1.5 minutes; a compiled replay is the step to take when that
+matters.
 """
 
 from __future__ import annotations

@@ -19,12 +19,11 @@ from typing import Any, TypeVar
 import numpy as np
 
 from hftlab.errors import ConfigError, FeedError
-from hftlab.feed import FeedData, begins_mid_stream
+from hftlab.feed import FeedData
 from hftlab.feed_kernels import book_px_range
 from hftlab.hftbacktest_types import EVENT_DTYPE, EXCH_EVENT, LOCAL_EVENT
 from hftlab.storage.catalog import Dataset
 from hftlab.storage.schema import DEFAULT_FEEDS, L2_BOOK_FEEDS, L3_DEFAULT_FEEDS, L3_FEEDS
-from hftlab.times import iso
 from hftlab.venue import abi
 from hftlab.venue.abi import Backtest
 from hftlab.venue.config import ExchangeModel, FeeModel, LatencyModel, QueueModel, VenueConfig
@@ -115,18 +114,6 @@ def fed_feeds(config: VenueConfig, dataset: Dataset, feeds: Sequence[str]) -> tu
     return chosen
 
 
-def check_feedable(config: VenueConfig, dataset: Dataset, feeds: Sequence[str], start: int | None = None) -> None:
-    """:func:`fed_feeds` and, for an L3 run, a window that starts where the dataset does: the resting orders
-    at a later start are not replayed (an L2 run gets its book there as an initial snapshot)."""
-    chosen = fed_feeds(config, dataset, feeds)
-    if L3_FEEDS & set(chosen) and begins_mid_stream(dataset, start):
-        raise FeedError(
-            f"venue.queue.model=l3_fifo: the window starts at {iso(start or 0)}, after the start of dataset "
-            f"'{dataset.id}' ({iso(dataset.manifest.start_ns)}); an L3 run starts with the dataset (its first rows "
-            "are the book's orders): leave dataset.start unset, or import the later window as its own dataset"
-        )
-
-
 @dataclass
 class VenueArrays:
     """Every array hftbacktest holds a raw pointer to; kept alive for the backtest's whole life."""
@@ -143,7 +130,7 @@ class SimulatedVenue:
 
     def __init__(self, fed: FeedData, config: VenueConfig) -> None:
         self.config = config.resolve(fed.dataset.manifest.instrument)
-        check_feedable(self.config, fed.dataset, fed.feeds, fed.start_ns)
+        fed_feeds(self.config, fed.dataset, fed.feeds)
         self.fed = fed
         self.arrays = VenueArrays(
             events=np.ascontiguousarray(fed.events, dtype=EVENT_DTYPE),
