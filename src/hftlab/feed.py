@@ -394,7 +394,9 @@ def _finish(piece: np.ndarray) -> np.ndarray:
     return piece
 
 
-def resting_orders(dataset: Dataset, feeds: Iterable[str], start: int | None, budget: int = CHUNK_ROWS) -> np.ndarray | None:
+def resting_orders(
+    dataset: Dataset, feeds: Iterable[str], start: int | None, budget: int = CHUNK_ROWS
+) -> np.ndarray | None:
     """For a window of order-by-order feeds that starts after the dataset does: the orders resting at
     ``start`` as a CLEAR of both sides and one ADD per order in queue priority, stamped ``start`` (exchange
     and local time), which the stream then begins with (step 4 for L3: hftbacktest's initial snapshot is
@@ -412,7 +414,12 @@ def resting_orders(dataset: Dataset, feeds: Iterable[str], start: int | None, bu
         side = np.where((rows["ev"] & HB.BUY_EVENT) != 0, 1, np.where((rows["ev"] & HB.SELL_EVENT) != 0, -1, 0))
         index, _ = K.resting_orders(kind, side.astype(np.int8), rows["px"], rows["qty"], rows["order_id"], tick)
         carry = rows[index]
-        carry["ev"] = (carry["ev"] & (HB.BUY_EVENT | HB.SELL_EVENT)) | np.uint64(HB.ADD_ORDER_EVENT) | HB.EXCH_EVENT | HB.LOCAL_EVENT
+        carry["ev"] = (
+            (carry["ev"] & (HB.BUY_EVENT | HB.SELL_EVENT))
+            | np.uint64(HB.ADD_ORDER_EVENT)
+            | HB.EXCH_EVENT
+            | HB.LOCAL_EVENT
+        )
     out = np.zeros(len(carry) + 1, dtype=EVENT_DTYPE)
     out[0]["ev"] = np.uint64(HB.DEPTH_CLEAR_EVENT) | HB.EXCH_EVENT | HB.LOCAL_EVENT
     out[1:] = carry

@@ -19,8 +19,10 @@ precedes starts with an inserted ``CLEAR`` (the snapshot is the whole book); cou
 
 **Time.** Local time is ``ts_recv`` (Databento's capture time); exchange time is ``ts_event``. Snapshot
 records carry the original order entry time as ``ts_event`` (hours before), so, as hftbacktest's
-converter does, their exchange time is their ``ts_recv``. Records flagged ``F_BAD_TS_RECV`` outside a
-snapshot are counted in the lineage.
+converter does, their exchange time (and that of ``R`` records) is their ``ts_recv`` - but never later
+than the exchange time of a live record after them, so that exchange time never goes backwards in the
+feed (counted as ``snapshot_ts_clamped``). Records flagged ``F_BAD_TS_RECV`` outside a snapshot are
+counted in the lineage.
 
 **Instrument.** Venue: the file's dataset (``GLBX.MDP3``); symbol: the raw symbol its metadata maps the
 instrument id to. MBO files carry no tick size or multiplier: ``--tick-size`` and ``--contract-size``
@@ -59,6 +61,8 @@ MBO_DTYPE = np.dtype(
         ("sequence", "<u4"),
     ]
 )  # fmt: skip
+#: The same with the gateway send time DBN appends when the file was written with ``ts_out``.
+MBO_TS_OUT_DTYPE = np.dtype([*MBO_DTYPE.descr, ("ts_out", "<u8")])
 RTYPE_MBO = 0xA0
 F_SNAPSHOT = 1 << 5
 F_BAD_TS_RECV = 1 << 3
@@ -89,21 +93,34 @@ def read_dbn(path: Path) -> tuple[Any, np.ndarray]:
     except (ValueError, IndexError, dbn.DBNError) as exc:
         raise DataError("unreadable-input", source, None, f"DBN metadata does not decode: {exc}") from None
     body = memoryview(raw)[end:]
-    whole = len(body) // MBO_DTYPE.itemsize
-    records = np.frombuffer(body[: whole * MBO_DTYPE.itemsize], dtype=MBO_DTYPE)
-    bad = np.flatnonzero((records["rtype"] != RTYPE_MBO) | (records["length"] != MBO_DTYPE.itemsize // 4))
-    if bad.size:
-        i = int(bad[0])
-        raise DataError(
-            "unsupported-record",
-            source,
-            f"record {i + 1}",
-            f"rtype {int(records['rtype'][i]):#x} is not an MBO record (schema {getattr(metadata, 'schema', '?')}): only MBO "
-            "files are imported",
-        )
-    if len(body) % MBO_DTYPE.itemsize:
-        raise DataError("unreadable-input", source, f"record {whole + 1}", "the file ends inside a record (truncated)")
+    dtype = MBO_TS_OUT_DTYPE if getattr(metadata, "ts_out", False) else MBO_DTYPE
+    size = dtype.itemsize
+    whole = len(body) // size
+    records = np.frombuffer(body[: whole * size], dtype=dtype)
+    if len(body) % size or np.any((records["rtype"] != RTYPE_MBO) | (records["length"] != size // 4)):
+        _first_bad_record(source, body, size, metadata)
     return metadata, records
+
+
+def _first_bad_record(source: str, body: memoryview, size: int, metadata: Any) -> None:
+    """Walk the records by their length bytes; raise for the first that is not an MBO record of ``size``
+    bytes (``unsupported-record``) or that the file ends inside (``unreadable-input``)."""
+    offset, n = 0, 0
+    while offset < len(body):
+        n += 1
+        length = body[offset] * 4
+        if length == 0 or offset + length > len(body):
+            raise DataError("unreadable-input", source, f"record {n}", "the file ends inside a record (truncated)")
+        rtype = body[offset + 1]
+        if rtype != RTYPE_MBO or length != size:
+            raise DataError(
+                "unsupported-record",
+                source,
+                f"record {n}",
+                f"a record of rtype {rtype:#x} and {length} bytes is not an MBO record of {size} bytes (file schema "
+                f"{getattr(metadata, 'schema', '?')}): only MBO files are imported",
+            )
+        offset += length
 
 
 def _symbols(metadata: Any) -> dict[int, str]:
@@ -219,18 +236,26 @@ def _translate(
         _values(recs[name]) for name in ("action", "side", "size", "order_id", "flags", "ts_event", "ts_recv")
     )
     side = [SIDES.get(s, 9) for s in sides]
+    # Snapshot and clear records are timed at their receive time, but never after the exchange time of a
+    # live record that follows (which would make the feed's exchange time go backwards).
+    book_image = ((recs["flags"] & F_SNAPSHOT) != 0) | (recs["action"] == b"R")
+    live_event = np.where(book_image, np.iinfo(np.int64).max, recs["ts_event"].astype(np.int64))
+    later_live = _values(np.minimum.accumulate(live_event[::-1])[::-1])
     price = _values(recs["price"] / PRICE_SCALE)
     o_rows: list[tuple[int, int, int, int, float, float, int, int]] = []
     t_rows: list[tuple[int, int, int, int, float, float, int]] = []
     counts = {a.decode(): 0 for a in ACTIONS}
-    counts.update(inserted_clears=0, bad_ts_recv=0)
+    counts.update(inserted_clears=0, bad_ts_recv=0, snapshot_ts_clamped=0)
     in_snapshot = False
     for i in range(len(action)):
         a = action[i]
         counts[a.decode()] += 1
         snap = bool(flags[i] & F_SNAPSHOT)
         local = ts_recv[i]
-        exch = local if snap or a == b"R" else ts_event[i]
+        exch = ts_event[i]
+        if snap or a == b"R":
+            exch = min(local, later_live[i])
+            counts["snapshot_ts_clamped"] += exch < local
         if flags[i] & F_BAD_TS_RECV and not snap:
             counts["bad_ts_recv"] += 1
         line = int(record_no[i])
@@ -264,6 +289,7 @@ def _translate(
             raise raise_at(exc, source, f"record {line}") from None
     orders = FeedFrame.from_rows("orders", source, o_rows)
     trades = FeedFrame.from_rows("trades", source, t_rows)
+    orders.unit = trades.unit = "record"
     return orders, trades, counts
 
 

@@ -268,7 +268,10 @@ def derive_l2(frame: FeedFrame, tick_size: float, lot_size: float) -> list[FeedF
             i += 1
     except RuleBreak as exc:
         raise raise_at(exc, frame.source, frame.where(i)) from None
-    return [FeedFrame.from_rows("snapshot", frame.source, snap), FeedFrame.from_rows("depth", frame.source, depth)]
+    derived = [FeedFrame.from_rows("snapshot", frame.source, snap), FeedFrame.from_rows("depth", frame.source, depth)]
+    for d in derived:
+        d.unit = frame.unit
+    return derived
 
 
 def _snapshot_block(

@@ -227,6 +227,8 @@ class FeedFrame:
     line: np.ndarray
     #: uint64 order ids: an L3 feed's rows only (None for every other feed).
     order_id: np.ndarray | None = None
+    #: What ``line`` counts in messages (``line``, ``row``, ``record``); None: judged by the file name.
+    unit: str | None = None
 
     def __len__(self) -> int:
         return len(self.exch_ts)
@@ -245,7 +247,7 @@ class FeedFrame:
         if ("order_id" in columns) != (feed in L3_FEEDS):
             raise ConfigError(f"feed '{feed}': order_id is {'required' if feed in L3_FEEDS else 'an L3 column only'}")
         names = [name for name in feed_columns(feed) if name != "seq"]
-        cast = {name: np.ascontiguousarray(columns[name], dtype=L3_COLUMNS[name]) for name in names}
+        cast: dict[str, Any] = {name: np.ascontiguousarray(columns[name], dtype=L3_COLUMNS[name]) for name in names}
         line_arr = np.arange(1, n + 1, dtype=np.int64) if line is None else np.asarray(line, dtype=np.int64)
         return cls(feed=feed, source=source, line=line_arr, **cast)
 
@@ -261,7 +263,9 @@ class FeedFrame:
         """Where row ``i`` came from, for messages: ``record N`` of a binary market-data file (DBN),
         ``row N`` of a numpy event file (``.npz``/``.npy``), else ``line N``."""
         name = self.source.lower()
-        if name.endswith((".dbn", ".dbn.zst", ".zst")):
+        if self.unit is not None:
+            word = self.unit
+        elif name.endswith((".dbn", ".dbn.zst", ".zst")):
             word = "record"
         elif name.endswith((".npz", ".npy")):
             word = "row"
@@ -274,6 +278,7 @@ class FeedFrame:
         return FeedFrame(
             feed=self.feed,
             source=self.source,
+            unit=self.unit,
             line=self.line[index],
             **{name: getattr(self, name)[index] for name in self.columns},
         )
