@@ -40,7 +40,8 @@ row counts in ``lineage['reconciliation']``; the top N levels after every messag
 
 Errors (:class:`~hftlab.errors.DataError` naming the file and line): ``unreadable-input``,
 ``malformed-row``, ``unknown-message-type``, ``sub-penny-price``, ``row-count-mismatch`` (message and
-orderbook files of different lengths), ``duplicate-add``, ``negative-remaining-quantity``.
+orderbook files of different lengths), ``duplicate-add``, ``negative-remaining-quantity``,
+``book-mismatch`` (the orderbook file shows less at a level than orders that later messages name hold).
 """
 
 from __future__ import annotations
@@ -239,6 +240,17 @@ class _Book:
             for price, qty in want.items():
                 if self.qty.get((side, price), 0) != qty:
                     self.set_level(side, price, qty)
+            for price in [*shown, *want]:
+                have = self.qty.get((side, price), 0)
+                if have != want.get(price, 0):
+                    raise DataError(
+                        "book-mismatch",
+                        self.source,
+                        f"line {self.stamp[2]}",
+                        f"after this message the orderbook file shows {want.get(price, 0)} at "
+                        f"{price / PRICE_SCALE} on the {'bid' if side == 1 else 'ask'} side, but orders that later "
+                        f"messages name hold {have} there: the message and orderbook files disagree",
+                    )
 
 
 def convert(path: Path, args: argparse.Namespace) -> IngestResult:
@@ -255,10 +267,11 @@ def convert(path: Path, args: argparse.Namespace) -> IngestResult:
         )
     try:
         day = date.fromisoformat(day_text)
-        zone = ZoneInfo(args.timezone)
     except ValueError:
         raise ConfigError(f"--date {day_text!r} is not a date YYYY-MM-DD") from None
-    except ZoneInfoNotFoundError:
+    try:
+        zone = ZoneInfo(args.timezone)
+    except (ValueError, ZoneInfoNotFoundError):
         raise ConfigError(f"--timezone {args.timezone!r} is not an IANA time zone (e.g. America/New_York)") from None
     msg = read_csv(path, 6, "message")
     ob = read_csv(book_file, None, "orderbook").astype(np.int64)
@@ -285,7 +298,7 @@ def convert(path: Path, args: argparse.Namespace) -> IngestResult:
             how = (
                 "--sub-penny hidden keeps hidden executions at such prices"
                 if kind[i] == 5
-                else "only hidden executions may be"
+                else "only hidden executions may be priced off the grid"
             )
             raise DataError(
                 "sub-penny-price",
