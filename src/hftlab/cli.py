@@ -23,7 +23,7 @@ from hftlab.errors import HftlabError, StorageError
 from hftlab.files import atomic_write
 from hftlab.ingest.registry import ID_HELP, Importer, importers
 from hftlab.storage.catalog import Catalog, Dataset
-from hftlab.storage.schema import IngestResult
+from hftlab.storage.schema import L3_FEEDS, IngestResult
 
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
 
@@ -44,6 +44,8 @@ def _dataset_row(d: Dataset) -> dict[str, Any]:
         "symbol": m.instrument.symbol,
         "rows": m.rows,
         "feeds": m.feeds,
+        "schema_version": m.schema_version,
+        "level": "L3" if L3_FEEDS & set(m.feeds) else "L2",
         "start": _iso(m.start_ns),
         "end": _iso(m.end_ns),
         "start_ns": m.start_ns,
@@ -97,11 +99,11 @@ def _cmd_list(args: argparse.Namespace) -> int:
     if not rows:
         print(f"no datasets in {Catalog(args.root).root}")
         return 0
-    print(f"{'id':32} {'version':16} {'parent':16} {'rows':>12}  windows (exchange time, UTC)")
+    print(f"{'id':32} {'version':16} {'parent':16} {'rows':>12} level  windows (exchange time, UTC)")
     for r in rows:
-        print(f"{r['id']:32} {r['version']:16} {r['parent'] or '-':16} {r['rows']:>12}")
+        print(f"{r['id']:32} {r['version']:16} {r['parent'] or '-':16} {r['rows']:>12} {r['level']:5}")
         for w in r["windows"]:
-            print(f"{'':67}  {w['start']} .. {w['end']}  {w['rows']:>10} rows  {w['source']}")
+            print(f"{'':73}  {w['start']} .. {w['end']}  {w['rows']:>10} rows  {w['source']}")
     return 0
 
 
