@@ -19,7 +19,7 @@ import pytest
 from hftlab.errors import ConfigError, DataError
 from hftlab.ingest import lobster
 from hftlab.storage import Catalog
-from hftlab.storage.l3 import top_of_book
+from hftlab.storage.l3 import OrderBook, apply_row, top_of_book
 from hftlab.storage.schema import FeedFrame, IngestResult, Kind
 from tests.conftest import SHARED_DATA
 
@@ -613,3 +613,34 @@ def test_a_bad_timezone_is_named_as_such(tmp_path: Path, zone: str) -> None:
     path = write_pair(tmp_path, [("34200", 1, 1, 100, 1_000_000, 1)], [(ASK_DUMMY, 0, 1_000_000, 100)])
     with pytest.raises(ConfigError, match="--timezone"):
         lobster.convert(path, options(timezone=zone))
+
+
+def test_a_level_two_file_matches_both_levels_with_unseen_liquidity(tmp_path: Path) -> None:
+    """A level-2 file: when the best bid leaves, the file's second level shows a bid (98 × 4) that no
+    message submitted (it rested at the third level): an unseen order of 4 is added there."""
+    no_ask, no_bid = (ASK_DUMMY, 0), (BID_DUMMY, 0)
+    messages = [
+        ("34200", 1, 1, 10, 1_000_000, 1),
+        ("34201", 1, 2, 5, 990_000, 1),
+        ("34202", 1, 3, 7, 1_010_000, -1),
+        ("34203", 1, 4, 3, 1_020_000, -1),
+        ("34204", 3, 1, 10, 1_000_000, 1),
+    ]
+    books = [
+        (*no_ask, 1_000_000, 10, *no_ask, *no_bid),
+        (*no_ask, 1_000_000, 10, *no_ask, 990_000, 5),
+        (1_010_000, 7, 1_000_000, 10, *no_ask, 990_000, 5),
+        (1_010_000, 7, 1_000_000, 10, 1_020_000, 3, 990_000, 5),
+        (1_010_000, 7, 990_000, 5, 1_020_000, 3, 980_000, 4),
+    ]
+    result = lobster.convert(write_pair(tmp_path, messages, books), options())
+    orders = feeds_of(result)["orders"]
+    assert result.lineage["params"]["levels"] == 2
+    assert result.lineage["reconciliation"]["unseen_added"] == 1
+    assert result.lineage["reconciliation"]["unseen_qty"] == 4
+    book = OrderBook(0.01, 1.0)
+    assert orders.order_id is not None
+    for k, s, p, q, o in zip(orders.kind, orders.side, orders.price, orders.qty, orders.order_id, strict=True):
+        apply_row(book, int(k), int(o), int(s), float(p), float(q))
+    assert [(p, q) for _, p, q in book.side_levels(1)] == [(99.0, 5.0), (98.0, 4.0)]
+    assert [(p, q) for _, p, q in book.side_levels(-1)] == [(101.0, 7.0), (102.0, 3.0)]
