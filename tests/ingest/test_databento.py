@@ -332,9 +332,11 @@ def test_symbol_picks_one_instrument_of_several(tmp_path: Path) -> None:
     assert m.lineage["params"]["instrument_id"] == ESH4
     assert m.lineage["record_counts"]["A"] == 1 and m.lineage["record_counts"]["C"] == 1
     assert rows(stored(root, "GLBX.MDP3-ESH4", "orders"), ORDER_COLUMNS) == [
+        (Kind.CLEAR, 0, 4799.0, 0.0, 0, *t(1_000)),  # each import starts from its own book (price: the tick)
         (Kind.ADD, 1, 4799.0, 5.0, 101, *t(1_000)),
         (Kind.CANCEL, 1, 4799.0, 3.0, 101, *t(2_000)),
     ]
+    assert m.lineage["record_counts"]["inserted_clears"] == 1
 
 
 def test_without_mappings_the_instrument_id_is_the_symbol(tmp_path: Path) -> None:
@@ -548,4 +550,43 @@ def test_a_file_written_with_ts_out_imports_the_same_rows(tmp_path: Path) -> Non
     imported(tmp_path / "a", plain)
     imported(tmp_path / "b", with_out)
     a, b = stored(tmp_path / "a", "GLBX.MDP3-ESH4", "orders"), stored(tmp_path / "b", "GLBX.MDP3-ESH4", "orders")
-    assert all(np.array_equal(a[c], b[c]) for c in a) and len(a["seq"]) == 2
+    assert all(np.array_equal(a[c], b[c]) for c in a) and len(a["seq"]) == 3  # a clear, the two adds
+
+
+def test_two_days_grow_one_dataset_each_from_its_own_book_and_an_l3_run_spans_them(tmp_path: Path) -> None:
+    """Day 2 begins with live records only: its import starts with an inserted clear, so its rows are
+    checked against the book they build, and an L3 run across both days never sees an order added twice."""
+    from hftlab.feed import DatasetRef
+    from hftlab.runtime.runner import run_backtest
+    from hftlab.runtime.strategy import load_strategy
+    from hftlab.venue.config import QueueConfig, QueueModel, VenueConfig
+    from tests.conftest import PROJECT_ROOT
+
+    day = 86_400 * 10**9
+    day1 = [
+        mbo(A, BID, 101, 4799.0, 5, OLD, S, SNAP),
+        mbo(A, ASK, 102, 4800.0, 3, OLD, S, SNAP | LAST),
+        mbo(A, BID, 103, 4799.25, 1, *t(1_000)),
+    ]
+    day2 = [
+        mbo(A, BID, 201, 4799.0, 2, *t(day)),
+        mbo(A, BID, 103, 4799.25, 1, *t(day + 1_000)),
+        mbo(A, ASK, 202, 4800.0, 4, *t(day + 1_500)),
+        mbo(C, BID, 201, 4799.0, 2, *t(day + 2_000)),
+    ]
+    root = tmp_path / "canonical"
+    imported(root, write_dbn(tmp_path / "d1.mbo.dbn", day1), "--tick-size", "0.25")
+    out = imported(root, write_dbn(tmp_path / "d2.mbo.dbn", day2), "--tick-size", "0.25")
+    assert "grown from" in out
+    orders = stored(root, "GLBX.MDP3-ESH4", "orders")
+    day1_kinds = [Kind.CLEAR, Kind.ADD, Kind.ADD, Kind.ADD]
+    day2_kinds = [Kind.CLEAR, Kind.ADD, Kind.ADD, Kind.ADD, Kind.CANCEL]
+    assert [int(k) for k in orders["kind"]] == [*day1_kinds, *day2_kinds]
+    depth = stored(root, "GLBX.MDP3-ESH4", "depth")
+    assert depth["qty"].tolist()[-1] == 0.0 and depth["price"].tolist()[-1] == 4799.0  # day 2's book: 201 only
+    fed = DatasetRef("GLBX.MDP3-ESH4", feeds=("orders",)).load(Catalog(root))
+    strategy = load_strategy("grid", PROJECT_ROOT / "strategies")
+    params = strategy.params({"grid_num": 1, "grid_interval": 0.25, "half_spread": 0.25, "order_qty": 1.0,
+                              "max_position": 5.0})  # fmt: skip
+    venue = VenueConfig(queue=QueueConfig(model=QueueModel.l3_fifo), depth="hashmap")
+    run_backtest(fed, strategy, params, venue=venue)  # hftbacktest would fail on an order id added twice

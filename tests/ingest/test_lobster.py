@@ -171,7 +171,7 @@ def test_real_day_top_of_book_after_every_message_equals_lobster(goog: dict[str,
     frame = feeds_of(goog["result"])["orders"]
     stored = stored_feed(goog["dataset"], "orders")
     assert [*frame.columns, "seq"] == list(stored)
-    assert 74_289 == len(frame)
+    assert 68_953 == len(frame)
     for col in frame.columns:
         assert getattr(frame, col).dtype == stored[col].dtype, col
         assert np.array_equal(getattr(frame, col), stored[col]), col
@@ -194,7 +194,7 @@ def test_real_day_counts_lineage_and_verify(goog: dict[str, Any]) -> None:
     m = goog["messages"]
     dataset = goog["dataset"]
     kind = m[:, 1].astype(int)
-    assert {"orders": 74_289, "trades": 7_765, "hidden": 3_913, "depth": 66_522, "snapshot": 2} == dict(
+    assert {"orders": 68_953, "trades": 7_765, "hidden": 3_913, "depth": 61_186, "snapshot": 2} == dict(
         dataset.manifest.feeds
     )
     assert int(np.sum(kind == 4)) == dataset.manifest.feeds["trades"]
@@ -212,11 +212,12 @@ def test_real_day_counts_lineage_and_verify(goog: dict[str, Any]) -> None:
     assert {"1": 24_368, "2": 7, "3": 13_429, "4": 7_765, "5": 3_913, "6": 0, "7": 0} == counts
     assert counts == lineage["message_counts"]
     assert {
-        "unseen_added": 3_691,
-        "unseen_qty": 271_255,
-        "cancelled_by_book": 9_033,
+        "unseen_added": 1_060,
+        "unseen_qty": 69_317,
+        "cancelled_by_book": 8_976,
         "cancelled_qty": 603_723,
-        "named_unseen": 3_822,
+        "placed_before_named": 3_221,  # of the 3,822 orders named before any submission
+        "named_unseen": 601,
     } == lineage["reconciliation"]
     assert [] == lineage["trading_status"]
     params = {"date": "2012-06-21", "timezone": "America/New_York", "feed_latency_ns": 0, "levels": 1}
@@ -497,9 +498,9 @@ def test_sub_penny_visible_messages_refused_even_with_hidden(tmp_path: Path, kin
 
 
 def test_execution_of_an_order_submitted_before_the_file(tmp_path: Path) -> None:
-    """Protects unseen liquidity: the bid the orderbook shows at the start is unseen liquidity; an execution
-    of order 999 (never submitted in the file) takes it out of that, adds 999 just before its FILL, and is
-    counted in the reconciliation."""
+    """Order 999 is never submitted in the file: its messages (200 executed, 100 deleted) say it rests at
+    100.00 with 300. It is placed where the orderbook file first shows that level (message 1), ahead of
+    anything that joins later; the rest of the 500 shown is unseen liquidity; both are counted."""
     messages = [
         ("34200", 1, 1, 100, 1_001_000, -1),
         ("34201", 4, 999, 200, 1_000_000, 1),
@@ -511,9 +512,8 @@ def test_execution_of_an_order_submitted_before_the_file(tmp_path: Path) -> None
     assert [
         (CLEAR, 0, 0.01, 0.0, 0, 1),
         (ADD, -1, 100.1, 100.0, 1, 1),
-        (ADD, 1, 100.0, 500.0, UNSEEN, 1),  # what the orderbook shows and no message added
-        (CANCEL, 1, 100.0, 200.0, UNSEEN, 2),  # 999's 300 shares (200 executed + 100 deleted) were in it
-        (ADD, 1, 100.0, 300.0, 999, 2),
+        (ADD, 1, 100.0, 300.0, 999, 1),  # named at line 2, resting already
+        (ADD, 1, 100.0, 200.0, UNSEEN, 1),  # the rest of what the orderbook shows
         (FILL, 1, 100.0, 200.0, 999, 2),
         (CANCEL, 1, 100.0, 100.0, 999, 2),
         (CANCEL, 1, 100.0, 0.0, 999, 3),
@@ -521,10 +521,11 @@ def test_execution_of_an_order_submitted_before_the_file(tmp_path: Path) -> None
     assert [(TRADE, -1, 100.0, 200.0, 2)] == trade_rows(feeds["trades"])
     assert {
         "unseen_added": 1,
-        "unseen_qty": 500,
+        "unseen_qty": 200,
         "cancelled_by_book": 0,
         "cancelled_qty": 0,
-        "named_unseen": 1,
+        "placed_before_named": 1,
+        "named_unseen": 0,
     } == result.lineage["reconciliation"]
     np.testing.assert_array_equal(expected_top(np.array(books)), book_after_each_message(feeds["orders"], 3))
 

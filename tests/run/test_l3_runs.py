@@ -290,3 +290,28 @@ def test_an_l3_window_starting_mid_day_begins_with_the_resting_orders(real: Cata
     assert json.loads((run_dir / "run.json").read_text())["dataset"]["start"] == start
     fills = pq.read_table(run_dir / "records" / "fills.parquet").column("exch_ts").to_numpy()
     assert len(fills) > 50 and fills.min() > start
+
+
+@pytest.mark.shared_data
+def test_the_venue_refuses_l2_events_for_the_l3_model(real: Catalog) -> None:
+    """Through the Python API (no run definition to resolve the feeds): events fed from the L2 feeds
+    would leave hftbacktest's L3 venue with a frozen book and no fills; refused, naming the feeds."""
+    fed = DatasetRef("NASDAQ-GOOG").load(real)
+    strategy = load_strategy("grid", PROJECT_ROOT / "strategies")
+    params = strategy.params(CASES["NASDAQ-GOOG"])
+    with pytest.raises(ConfigError, match=r"feeds=\('orders', 'trades'\)"):
+        run_backtest(fed, strategy, params, venue=L3)
+
+
+def test_an_order_resting_before_a_lobster_file_stays_ahead_of_ours(tmp_path: Path) -> None:
+    """LOBSTER names order 7 only when it trades (it rested before the file started, inside the 300 the
+    orderbook shows at 100): the importer places it where that level first shows, so its fill does not
+    fill our bid, which joined the level later (behind all 300)."""
+    folder = tmp_path / "lobster"
+    folder.mkdir()
+    (folder / "message.csv").write_text("34200,1,1,100,1020000,-1\n34205,4,7,50,1000000,1\n34210,1,9,1,1100000,-1\n")
+    (folder / "orderbook.csv").write_text("1020000,100,1000000,300\n1020000,100,1000000,250\n1020000,100,1000000,250\n")
+    root = tmp_path / "canonical"
+    _import(root, "lobster", str(folder / "message.csv"), "--symbol", "Q", "--date", "2024-01-02", "--tick-size", "1")
+    fed = DatasetRef("NASDAQ-Q", feeds=("orders", "trades")).load(Catalog(root))
+    assert _buy_fills(fed) == []

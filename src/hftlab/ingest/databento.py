@@ -15,7 +15,10 @@ no API key. One file holds one instrument (else ``--symbol`` picks one of its sy
 - ``R`` clear book -> ``CLEAR`` of both sides; ``N`` (no action) records are skipped and counted.
 
 A block of snapshot records (flag ``F_SNAPSHOT``, e.g. the start-of-day book of CME files) that no ``R``
-precedes starts with an inserted ``CLEAR`` (the snapshot is the whole book); counted in the lineage.
+precedes starts with an inserted ``CLEAR`` (the snapshot is the whole book), and so does a file that does
+not begin with ``R``: each import starts from the book its own records build (a file that starts mid-
+session without a snapshot then fails on the first cancel of an order it never added, rather than grow
+a dataset on top of another import's orders). Counted in the lineage (``inserted_clears``).
 
 **Time.** Local time is ``ts_recv`` (Databento's capture time); exchange time is ``ts_event``. Snapshot
 records carry the original order entry time as ``ts_event`` (hours before), so, as hftbacktest's
@@ -260,7 +263,9 @@ def _translate(
             counts["bad_ts_recv"] += 1
         line = int(record_no[i])
         try:
-            if snap and not in_snapshot and a != b"R" and not (o_rows and o_rows[-1][2] == Kind.CLEAR):
+            # a snapshot block, or the file's first book record
+            starts_image = (snap and not in_snapshot) or (not o_rows and a in (b"A", b"C", b"M", b"F"))
+            if starts_image and a != b"R" and not (o_rows and o_rows[-1][2] == Kind.CLEAR):
                 o_rows.append((exch, local, Kind.CLEAR, 0, instrument.tick_size, 0.0, 0, line))
                 book.clear(0)
                 counts["inserted_clears"] += 1

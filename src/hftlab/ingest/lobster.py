@@ -32,11 +32,14 @@ receive time: local time = exchange time + ``--feed-latency`` (default 0), recor
 **What the messages do not show.** A level-N file holds only the messages that touch the first N
 levels, so orders that rest deeper (or that were entered before the file starts) are unknown until a
 message names them, and their cancels while deeper are missing. After every message, the book is made
-to equal the orderbook file's N levels: missing quantity becomes *unseen* orders (ids from
-:data:`UNSEEN_ID_BASE`, queued behind the known orders of their level), quantity the file no longer
-shows is cancelled (unseen orders first, then the latest known ones), and an unknown order named by a
-message is taken out of its level's unseen quantity and added just before that message. Every such
-row counts in ``lineage['reconciliation']``; the top N levels after every message then equal LOBSTER's.
+to equal the orderbook file's N levels. Missing quantity is first given to the orders that later
+messages name at that level without a submission (they rest there already: placed now, ahead of any
+order that joins later, so a fill of theirs does not fill orders queued behind them), the rest becomes
+*unseen* orders (ids from :data:`UNSEEN_ID_BASE`). Quantity the file no longer shows is cancelled:
+unseen orders first, then known orders no later message names, then orders placed ahead of their
+naming (placed again later), latest first. An order named before it could be placed is taken out of
+its level's unseen quantity and added at the back just before that message. Every such row counts in
+``lineage['reconciliation']``; the top N levels after every message then equal LOBSTER's.
 
 Errors (:class:`~hftlab.errors.DataError` naming the file and line): ``unreadable-input``,
 ``malformed-row``, ``unknown-message-type``, ``sub-penny-price``, ``row-count-mismatch`` (message and
@@ -133,7 +136,20 @@ class _Book:
         self.stamp = (0, 0, 0)  # exch, local, line
         #: order id -> quantity its later messages remove (kept up to date as messages are applied)
         self.need: dict[int, int] = {}
-        self.stats = {"unseen_added": 0, "unseen_qty": 0, "cancelled_by_book": 0, "cancelled_qty": 0, "named_unseen": 0}
+        #: (side, price) -> [(index of the first message naming it, id, quantity)] of orders a message names
+        #: before any submits them, not yet in the book, in naming order
+        self.pending: dict[tuple[int, int], list[tuple[int, int, int]]] = {}
+        self.first_named: dict[int, int] = {}
+        #: orders placed in the book before the message that first names them
+        self.early: set[int] = set()
+        self.stats = {
+            "unseen_added": 0,
+            "unseen_qty": 0,
+            "cancelled_by_book": 0,
+            "cancelled_qty": 0,
+            "placed_before_named": 0,
+            "named_unseen": 0,
+        }
 
     def _emit(self, kind: int, side: int, price: int, qty: int, oid: int) -> None:
         exch, local, line = self.stamp
@@ -181,36 +197,64 @@ class _Book:
         self._emit(Kind.CANCEL, side, price, left, oid)
 
     def set_level(self, side: int, price: int, target: int) -> None:
-        """Make the level hold ``target``: add unseen quantity, or cancel (unseen orders first, latest first)."""
+        """Make the level hold ``target``. Missing quantity: first the orders that later messages name at
+        this level (they rest here already: placed now, ahead of anything that joins later), the rest as
+        an unseen order. Extra quantity: cancelled, unseen orders first, then known orders no later
+        message names, then orders placed ahead of their naming (they wait to be placed again), then the
+        others down to what their later messages remove - latest first."""
         have = self.qty.get((side, price), 0)
         if have < target:
-            oid = self.next_unseen
-            self.next_unseen += 1
-            self.stats["unseen_added"] += 1
-            self.stats["unseen_qty"] += target - have
-            self.add(oid, side, price, target - have)
+            missing = target - have
+            waiting = self.pending.get((side, price), [])
+            now = self.stamp[2] - 1
+            while waiting and missing > 0:
+                first, oid, qty = waiting[0]
+                if first <= now or oid in self.orders:  # named already (or placed): nothing to wait for
+                    waiting.pop(0)
+                    continue
+                if qty > missing:
+                    break
+                waiting.pop(0)
+                self.early.add(oid)
+                self.stats["placed_before_named"] += 1
+                self.add(oid, side, price, qty)
+                missing -= qty
+            if missing > 0:
+                oid = self.next_unseen
+                self.next_unseen += 1
+                self.stats["unseen_added"] += 1
+                self.stats["unseen_qty"] += missing
+                self.add(oid, side, price, missing)
             return
         excess = have - target
         queue = list(reversed(self.queues.get((side, price), {})))
-        # Unseen orders go first; then known orders no later message names, then the others down to what
-        # their later messages remove (an order a later message names cannot have left) - latest first.
         order = [o for o in queue if o >= UNSEEN_ID_BASE]
         order += [o for o in queue if o < UNSEEN_ID_BASE and not self.need.get(o)]
-        order += [o for o in queue if o < UNSEEN_ID_BASE and self.need.get(o)]
+        order += [o for o in queue if o in self.early]
+        order += [o for o in queue if o < UNSEEN_ID_BASE and self.need.get(o) and o not in self.early]
         for oid in order:
             if excess <= 0:
                 break
-            take = min(excess, self.orders[oid][2] - self.need.get(oid, 0))
+            early = oid in self.early
+            take = min(excess, self.orders[oid][2] - (0 if early else self.need.get(oid, 0)))
             if take <= 0:
                 continue
-            if oid < UNSEEN_ID_BASE:
+            if early:  # all of it: it will be placed again, or named at the back of its level
+                take = self.orders[oid][2]
+                self.early.discard(oid)
+                bisect.insort(self.pending.setdefault((side, price), []), (self.first_named[oid], oid, take))
+                self.stats["placed_before_named"] -= 1
+            elif oid < UNSEEN_ID_BASE:
                 self.stats["cancelled_by_book"] += 1
                 self.stats["cancelled_qty"] += take
             self.reduce(oid, take)
             excess -= take
+        if excess < 0:  # an early order larger than the excess left: the difference is unseen
+            self.set_level(side, price, target)
 
     def name_unseen(self, oid: int, side: int, price: int, qty: int) -> None:
-        """An order a message names that the book does not hold: taken out of its level's unseen quantity."""
+        """An order a message names that the book does not hold: taken out of its level's unseen quantity
+        and added at the back of the level (where it stood is unknown)."""
         self.stats["named_unseen"] += 1
         pool = sum(self.orders[o][2] for o in self.queues.get((side, price), {}) if o >= UNSEEN_ID_BASE)
         if pool:
@@ -325,6 +369,9 @@ def convert(path: Path, args: argparse.Namespace) -> IngestResult:
     for k, o, q in zip(kind.tolist(), oid.tolist(), size.tolist(), strict=True):
         if k in (2, 3, 4):
             book.need[o] = book.need.get(o, 0) + q
+    for (o, i), total in sorted(first_use.items(), key=lambda item: item[0][1]):
+        book.pending.setdefault((int(direction[i]), int(price[i])), []).append((i, o, total))
+        book.first_named[o] = i
     orders.append((int(exch[0]), int(local[0]), Kind.CLEAR, 0, instrument.tick_size, 0.0, 0, 1))
     for i in range(len(msg)):
         k, o, q, p, d = int(kind[i]), int(oid[i]), int(size[i]), int(price[i]), int(direction[i])
@@ -332,6 +379,7 @@ def convert(path: Path, args: argparse.Namespace) -> IngestResult:
         stamp = (int(exch[i]), int(local[i]))
         if k in (2, 3, 4) and o not in book.orders:
             book.name_unseen(o, d, p, first_use.get((o, i), q))
+        book.early.discard(o)
         if k in (2, 3, 4):
             book.need[o] -= q
         if k == 1:
@@ -369,10 +417,13 @@ def convert(path: Path, args: argparse.Namespace) -> IngestResult:
     lineage["reconciliation"] = book.stats
     lineage["trading_status"] = status
     lineage["timestamp_units"] = {"exch_ts": unit_entry("ns", "format"), "local_ts": unit_entry("ns", "format")}
+    st = book.stats
     notes = [
-        f"{book.stats['unseen_added']} unseen-liquidity orders ({book.stats['unseen_qty']} shares) and "
-        f"{book.stats['cancelled_by_book']} cancels ({book.stats['cancelled_qty']} shares) the messages do not show "
-        f"were added so that the top {n_levels} level(s) equal {book_file.name} after every message"
+        f"{st['placed_before_named'] + st['named_unseen']} orders named by a message before any submission "
+        f"({st['placed_before_named']} placed where the orderbook file first shows their level, "
+        f"{st['named_unseen']} at the back of their level), {st['unseen_added']} unseen-liquidity orders "
+        f"({st['unseen_qty']} shares) and {st['cancelled_by_book']} cancels ({st['cancelled_qty']} shares) the "
+        f"messages do not show: the top {n_levels} level(s) equal {book_file.name} after every message"
     ]
     if status:
         notes.append(

@@ -130,7 +130,13 @@ class SimulatedVenue:
 
     def __init__(self, fed: FeedData, config: VenueConfig) -> None:
         self.config = config.resolve(fed.dataset.manifest.instrument)
-        fed_feeds(self.config, fed.dataset, fed.feeds)
+        chosen = fed_feeds(self.config, fed.dataset, fed.feeds)
+        if tuple(chosen) != tuple(fed.feeds):
+            raise ConfigError(
+                f"venue.queue.model={self.config.queue.model} reads the feeds {list(chosen)}, but the events were fed "
+                f"from {list(fed.feeds)} (hftbacktest's L3 venue ignores L2 rows: it would run with a frozen book); "
+                f"load the dataset with feeds={tuple(chosen)}"
+            )
         self.fed = fed
         self.arrays = VenueArrays(
             events=np.ascontiguousarray(fed.events, dtype=EVENT_DTYPE),
