@@ -39,7 +39,7 @@ from hftlab import feed_kernels as K
 from hftlab import hftbacktest_types as HB
 from hftlab.errors import ConfigError, FeedError, StorageError
 from hftlab.hftbacktest_types import EVENT_DTYPE
-from hftlab.storage.catalog import Catalog, Dataset, check_manifest
+from hftlab.storage.catalog import Catalog, Dataset, check_manifest, check_ranges
 from hftlab.storage.manifest import Partition, file_sha256
 from hftlab.storage.schema import DEFAULT_FEEDS, FEEDS, L3_FEEDS
 from hftlab.times import NS_PER_DAY, iso, to_ns
@@ -188,6 +188,7 @@ def _check_digest(path: Path, part: Partition, digest: tuple[str, int]) -> None:
             f"{path}: sha256 {found} ({size} bytes) does not match the manifest "
             f"({part.file_sha256}, {part.file_bytes} bytes): refusing to feed a modified dataset"
         )
+    check_ranges(path, part)
 
 
 def _batches(table: pa.Table, lo: int | None, hi: int | None) -> list[dict[str, np.ndarray]]:
@@ -205,6 +206,22 @@ def _batches(table: pa.Table, lo: int | None, hi: int | None) -> list[dict[str, 
         if len(cols["seq"]):
             out.append(cols)
     return out
+
+
+def _check_ranges(path: Path, part: Partition, cols: dict[str, np.ndarray]) -> None:
+    """Refuse rows outside the ranges the manifest gives their file: ranks (which place rows in the fed
+    array) and exchange times (which select files). A manifest edited after promotion would otherwise feed
+    another stream under the same version, or place rows outside the array."""
+    seq, exch = cols["seq"], cols["exch_ts"]
+    for name, values, low, high in (
+        ("seq", seq, part.seq_min, part.seq_max),
+        ("exch_ts", exch, part.exch_ts_min, part.exch_ts_max),
+    ):
+        if len(values) and (int(values.min()) < low or int(values.max()) > high):
+            raise StorageError(
+                f"{path}: rows hold {name} {int(values.min())}..{int(values.max())}, the manifest says "
+                f"{low}..{high}: the manifest does not describe this file (edited?); refusing to feed it"
+            )
 
 
 def _select(dataset: Dataset, feeds: Iterable[str], lo: int | None, hi: int | None) -> list[Partition]:
@@ -268,7 +285,9 @@ def _iter_chunks(
             part = parts[i]
             cut_lo = lo if lo is not None and part.exch_ts_min < lo else None
             cut_hi = hi if hi is not None and part.exch_ts_max >= hi else None
-            yield from _batches(table, cut_lo, cut_hi)
+            for cols in _batches(table, cut_lo, cut_hi):
+                _check_ranges(paths[i], part, cols)
+                yield cols
         for i, path in enumerate(paths):  # a missing file (or one without rows in range): still check it
             if path not in done:
                 _check_digest(path, parts[i], digests[i].result())

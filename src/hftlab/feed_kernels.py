@@ -32,8 +32,11 @@ def scatter_rows(out, pos, exch_ts, local_ts, kind, side, price, qty, order_id):
     quantity at the same price (which keeps the order's queue place); one that leaves 0 is its ``CANCEL``.
     """
     both = EXCH_EVENT | LOCAL_EVENT
+    n = len(out)
     for i in range(len(pos)):
         j = pos[i]
+        if j < 0 or j >= n:  # positions come from stored ranks: never write outside the array
+            raise IndexError("a row's rank places it outside the fed array")
         k = np.uint64(MODIFY_ORDER_EVENT) if kind[i] == CANCEL_ORDER_EVENT and qty[i] > 0.0 else np.uint64(kind[i])
         ev = k | both
         if side[i] > 0:
@@ -55,6 +58,8 @@ def rank_positions(seqs, lo, hi):
     """Dense rank of every selected ``seq`` in [lo, hi] (selected rows may leave gaps)."""
     mark = np.zeros(hi - lo + 1, dtype=np.int64)
     for s in seqs:
+        if s < lo or s > hi:
+            raise IndexError("a rank outside [lo, hi]")
         mark[s - lo] = 1
     acc = 0
     for k in range(len(mark)):

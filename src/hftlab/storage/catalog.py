@@ -408,6 +408,7 @@ def verify_partition(version_dir: Path, part: Partition, *, full: bool) -> None:
     found = file_sha256(path)
     if found != part.file_sha256:
         raise StorageError(f"{path}: sha256 mismatch: manifest {part.file_sha256}, file {found} (modified)")
+    check_ranges(path, part)
     if full:
         names = feed_columns(part.feed)
         table = pq.read_table(path)
@@ -417,3 +418,35 @@ def verify_partition(version_dir: Path, part: Partition, *, full: bool) -> None:
         cols = {name: table.column(name).to_numpy() for name in names}
         if columns_sha256(cols, names) != part.content_sha256:
             raise StorageError(f"{path}: row content does not match the manifest's content hash")
+
+
+def check_ranges(path: Path, part: Partition) -> None:
+    """The manifest's rows and ranges of ``part`` (ranks, exchange and local times) equal its file's own,
+    read from the Parquet footer's statistics (no rows decoded): a manifest edited after promotion is
+    refused naming the file."""
+    meta = pq.ParquetFile(path).metadata
+    found: dict[str, list[int]] = {}
+    for rg in range(meta.num_row_groups):
+        group = meta.row_group(rg)
+        for c in range(group.num_columns):
+            column = group.column(c)
+            stats = column.statistics
+            if column.path_in_schema in ("seq", "exch_ts", "local_ts") and stats is not None and stats.has_min_max:
+                lo, hi = found.setdefault(column.path_in_schema, [int(stats.min), int(stats.max)])
+                found[column.path_in_schema] = [min(lo, int(stats.min)), max(hi, int(stats.max))]
+    want = {
+        "seq": [part.seq_min, part.seq_max],
+        "exch_ts": [part.exch_ts_min, part.exch_ts_max],
+        "local_ts": [part.local_ts_min, part.local_ts_max],
+    }
+    if meta.num_rows != part.rows:
+        raise StorageError(
+            f"{path}: {meta.num_rows} rows, the manifest says {part.rows} (edited manifest?): the manifest does not "
+            "describe this file"
+        )
+    for name, (lo, hi) in want.items():
+        if name in found and found[name] != [lo, hi]:
+            raise StorageError(
+                f"{path}: {name} spans {found[name][0]}..{found[name][1]} in the file, the manifest says {lo}..{hi} "
+                "(edited manifest?): the manifest does not describe this file"
+            )
