@@ -63,7 +63,7 @@ STAGING = ".staging"
 #: Version of an entry's layout; entries of another format are fed again.
 FORMAT = 2
 #: Sources whose code decides the fed bytes: a change makes every entry stale.
-_FEEDER_SOURCES = ("feed.py", "feed_kernels.py", "hftbacktest_types.py", "event_cache.py", "jit.py")
+_FEEDER_SOURCES = ("feed.py", "feed_read.py", "feed_kernels.py", "hftbacktest_types.py", "event_cache.py", "jit.py")
 
 
 def feeder_version() -> str:

@@ -39,6 +39,7 @@ _ENGINE_PACKAGES = ("hftbacktest", "numba", "numpy", "pyarrow")
 ENGINE_SOURCES = (
     "storage",
     "feed.py",
+    "feed_read.py",
     "feed_kernels.py",
     "hftbacktest_types.py",
     "files.py",
