@@ -30,7 +30,6 @@ from hftlab.runtime.config import RuntimeConfig
 from hftlab.runtime.runner import run_backtest
 from hftlab.runtime.strategy import load_strategy
 from hftlab.storage import Catalog, IngestResult, Instrument
-from hftlab.storage.l3 import derive_l2
 from hftlab.storage.schema import FeedFrame, Kind
 from hftlab.venue.config import QueueConfig, QueueModel, VenueConfig
 from hftlab.venue.reference import REFERENCE_FILL_DTYPE, plain_grid_loop
@@ -59,7 +58,7 @@ def _hand_made(tmp_path: Path, later: list[tuple[int, int, int, float, float, in
     )
     inst = Instrument("TEST", "Q", 1.0, 1.0)
     catalog = Catalog(tmp_path / "canonical")
-    catalog.promote(IngestResult(inst, [frame, *derive_l2(frame, 1.0, 1.0)], {"generator": "test"}), "q")
+    catalog.promote(IngestResult(inst, [frame], {"generator": "test"}), "q")
     return DatasetRef("q", feeds=("orders",)).load(catalog)
 
 

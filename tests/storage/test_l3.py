@@ -49,7 +49,7 @@ def orders(rows: list[tuple[int, int, float, float, int]], source: str = "orders
 
 def promote(tmp_path: Path, rows: list[tuple[int, int, float, float, int]]) -> tuple[Catalog, str]:
     frame = orders(rows)
-    result = IngestResult(INST, [frame, *derive_l2(frame, INST.tick_size, INST.lot_size)], {"converter": "test"})
+    result = IngestResult(INST, [frame], {"converter": "test"})  # storage derives the L2 feeds
     catalog = Catalog(tmp_path / "canonical")
     dataset, _ = catalog.promote(result, "l3")
     return catalog, dataset.version

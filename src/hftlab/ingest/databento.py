@@ -1,5 +1,5 @@
 """Databento MBO (market by order, L3) importer: ``.dbn`` / ``.dbn.zst`` files -> ``orders`` and ``trades``
-feeds, with the ``snapshot`` and ``depth`` feeds derived from the orders (:func:`hftlab.storage.l3.derive_l2`).
+feeds (Canonical Storage derives the ``snapshot`` and ``depth`` feeds from the orders when it promotes them).
 
 The file is decoded offline: zstd by pyarrow's codec, the metadata by the ``databento-dbn`` package, the
 56-byte MBO records as one numpy structured array (``databento_dbn.MBOMsg`` field layout). No network,
@@ -50,7 +50,7 @@ import numpy as np
 from hftlab.errors import ConfigError, DataError
 from hftlab.ingest.common import converter_lineage, unit_entry
 from hftlab.ingest.registry import Importer, add_file_argument, expand_paths, register
-from hftlab.storage.l3 import OrderBook, RuleBreak, derive_l2, raise_at
+from hftlab.storage.l3 import OrderBook, RuleBreak, raise_at
 from hftlab.storage.schema import FeedFrame, IngestResult, Instrument, Kind, Side
 
 CONVERTER_VERSION = 1
@@ -189,7 +189,6 @@ def convert(path: Path, args: argparse.Namespace) -> IngestResult:
         contract_size=args.contract_size if args.contract_size is not None else 1.0,
     )
     orders, trades, counts = _translate(source, recs, keep + 1, instrument)
-    derived = derive_l2(orders, instrument.tick_size, instrument.lot_size)
     lineage = converter_lineage(
         "databento-mbo",
         CONVERTER_VERSION,
@@ -215,7 +214,7 @@ def convert(path: Path, args: argparse.Namespace) -> IngestResult:
             f"{counts['inserted_clears']} book clear(s) inserted before snapshot records that no R record precedes"
         )
     lineage["notes"] = notes
-    return IngestResult(instrument=instrument, feeds=[orders, trades, *derived], lineage=lineage)
+    return IngestResult(instrument=instrument, feeds=[orders, trades], lineage=lineage)
 
 
 def _dist_version() -> str:

@@ -1,6 +1,6 @@
 """LOBSTER importer (NASDAQ TotalView-ITCH, reconstructed by lobsterdata.com): a message file and its
-orderbook file -> ``orders``, ``trades`` and ``hidden`` feeds, with ``snapshot`` and ``depth`` derived from
-the orders (:func:`hftlab.storage.l3.derive_l2`).
+orderbook file -> ``orders``, ``trades`` and ``hidden`` feeds (Canonical Storage derives ``snapshot`` and
+``depth`` from the orders when it promotes them).
 
 **Files.** ``message.csv`` (time, type, order id, size, price, direction; no header) and the orderbook file
 beside it (``orderbook.csv``, or LOBSTER's ``<TICKER>_<date>_..._orderbook_<N>.csv`` for
@@ -62,7 +62,6 @@ import numpy as np
 from hftlab.errors import ConfigError, DataError
 from hftlab.ingest.common import converter_lineage, duration_type, raw_input, unit_entry
 from hftlab.ingest.registry import Importer, expand_paths, register
-from hftlab.storage.l3 import derive_l2
 from hftlab.storage.schema import FeedFrame, IngestResult, Instrument, Kind
 
 CONVERTER_VERSION = 1
@@ -401,7 +400,6 @@ def convert(path: Path, args: argparse.Namespace) -> IngestResult:
         book.match(ob[i], n_levels)
     o_frame = FeedFrame.from_rows("orders", source, orders)
     feeds = [o_frame, FeedFrame.from_rows("trades", source, trades), FeedFrame.from_rows("hidden", source, hidden)]
-    feeds += derive_l2(o_frame, instrument.tick_size, instrument.lot_size)
     lineage = converter_lineage(
         "lobster",
         CONVERTER_VERSION,

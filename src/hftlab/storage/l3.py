@@ -3,7 +3,7 @@
 :class:`OrderBook` holds the resting orders (id -> side, price, quantity) and the level quantities they
 add up to. Importers drive it with the *source's* actions (a cancel of so many shares, an execution of so
 many) through :meth:`OrderBook.reduce`, which gives the remaining quantity the canonical ``CANCEL`` row
-states; :func:`check_orders` replays canonical rows and :func:`derive_l2` turns them into L2 rows. Each
+states; :func:`derive_l2` replays canonical rows, checking them, into L2 rows. Each
 rule broken raises :class:`RuleBreak` (``rule``, ``detail``); callers name the file and row:
 
 - ``unknown-order-id``: a cancel, modify or fill of an order that is not in the book;
@@ -216,11 +216,6 @@ def apply_row(book: OrderBook, kind: int, order_id: int, side: int, price: float
         raise RuleBreak("price-mismatch", f"fill of order {order_id} at {price!r}; it rests at {order.price!r}")
     book.fill(order_id, price, qty)
     return None
-
-
-def check_orders(frame: FeedFrame, tick_size: float, lot_size: float) -> None:
-    """Replay an ``orders`` feed frame; raise :class:`DataError` at the first broken L3 rule."""
-    derive_l2(frame, tick_size, lot_size)
 
 
 def derive_l2(frame: FeedFrame, tick_size: float, lot_size: float) -> list[FeedFrame]:

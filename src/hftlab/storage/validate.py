@@ -27,8 +27,17 @@ from collections.abc import Callable
 import numpy as np
 
 from hftlab.errors import DataError
-from hftlab.storage.l3 import check_orders
-from hftlab.storage.schema import FEED_KINDS, L3_FEEDS, OFF_GRID_FEEDS, FeedFrame, IngestResult, Instrument, Kind
+from hftlab.storage.l3 import derive_l2
+from hftlab.storage.schema import (
+    FEED_KINDS,
+    L2_BOOK_FEEDS,
+    L3_FEEDS,
+    OFF_GRID_FEEDS,
+    FeedFrame,
+    IngestResult,
+    Instrument,
+    Kind,
+)
 
 #: Allowed distance from the tick grid, in ticks (float rounding of decimal prices).
 TICK_TOLERANCE = 1e-6
@@ -112,19 +121,29 @@ def validate_frame(frame: FeedFrame, instrument: Instrument) -> None:
             "(e.g. --local-ts-correction auto) if the receiving clock was behind the exchange's"
         ),
     )
-    if l3:
-        check_orders(f, tick_size, instrument.lot_size)
 
 
 def validate(result: IngestResult) -> None:
-    """Check every rule on every feed of an import; raise on the first broken rule."""
+    """Check every rule on every feed of an import; raise on the first broken rule.
+
+    An import of order-by-order rows that brings no L2 book feed gets its ``snapshot`` and ``depth`` feeds
+    here: the replay that checks the L3 rules derives them (:func:`hftlab.storage.l3.derive_l2`), and they
+    are checked like any feed and added to ``result``.
+    """
     raw = [str(r.get("name")) for r in result.lineage.get("raw_inputs", [])]  # when no feed is left to say
     sources = sorted({f.source for f in result.feeds if f.source}) or raw or ["<no input>"]
     if sum(len(f) for f in result.feeds) == 0:
         raise DataError("empty-input", ", ".join(sources), None, "the input holds no rows")
     seen: set[str] = set()
+    derived: list[FeedFrame] = []
     for frame in result.feeds:
         if frame.feed in seen:
             raise DataError("duplicate-feed", frame.source, None, f"feed '{frame.feed}' given twice")
         seen.add(frame.feed)
         validate_frame(frame, result.instrument)
+        if frame.feed in L3_FEEDS:
+            derived += derive_l2(frame, result.instrument.tick_size, result.instrument.lot_size)
+    if derived and not L2_BOOK_FEEDS & seen:
+        for frame in derived:
+            validate_frame(frame, result.instrument)
+        result.feeds += derived
