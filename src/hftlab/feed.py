@@ -188,7 +188,7 @@ def resting_orders(
         rows = np.concatenate([carry, merged])
         kind = (rows["ev"] & np.uint64(HB.KIND_MASK)).astype(np.int64)
         side = np.where((rows["ev"] & HB.BUY_EVENT) != 0, 1, np.where((rows["ev"] & HB.SELL_EVENT) != 0, -1, 0))
-        index, _ = K.resting_orders(kind, side.astype(np.int8), rows["px"], rows["qty"], rows["order_id"], tick)
+        index = K.resting_orders(kind, side.astype(np.int8), rows["px"], rows["qty"], rows["order_id"], tick)
         carry = rows[index]
         carry["ev"] = (
             (carry["ev"] & (HB.BUY_EVENT | HB.SELL_EVENT))

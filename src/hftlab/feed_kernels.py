@@ -227,8 +227,8 @@ def book_px_range(events, lo, hi):
 @engine_jit
 def resting_orders(kind, side, price, qty, order_id, tick_size):
     """Replay order-by-order rows (canonical kinds, Processing Order) and return the orders resting at
-    the end, in queue priority: (rows, priority) where ``rows[i]`` is the row holding order ``i``'s
-    current side, price and quantity, sorted by the time it took its place in the queue.
+    the end, in queue priority: ``rows[i]`` is the row holding order ``i``'s current side, price and
+    quantity, sorted by the time it took its place in the queue.
 
     Queue places follow hftbacktest's L3 FIFO model: an ADD takes the back of its level; a MODIFY keeps
     the order's place when the price is the same and the quantity does not grow, else sends it to the
@@ -274,5 +274,4 @@ def resting_orders(kind, side, price, qty, order_id, tick_size):
         rows[j] = state[o]
         prio[j] = place[o]
         j += 1
-    order = np.argsort(prio, kind="mergesort")
-    return rows[order], prio[order]
+    return rows[np.argsort(prio, kind="mergesort")]

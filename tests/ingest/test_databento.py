@@ -394,28 +394,21 @@ def refused_file(
     return err
 
 
-def test_cancel_of_an_unknown_order_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    records = [*book_of_two(), mbo(C, BID, 999, 4799.0, 1, *t(3_000))]
-    err = refused_at(tmp_path, capsys, records, "unknown-order-id", 3)
-    assert "999" in err.detail
-
-
-def test_add_of_an_order_in_the_book_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    records = [*book_of_two(), mbo(A, BID, 101, 4798.0, 1, *t(3_000))]
-    err = refused_at(tmp_path, capsys, records, "duplicate-add", 3)
-    assert "101" in err.detail
-
-
-def test_cancel_of_more_than_the_order_has_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    records = [*book_of_two(), mbo(C, BID, 101, 4799.0, 6, *t(3_000))]
-    err = refused_at(tmp_path, capsys, records, "negative-remaining-quantity", 3)
-    assert "101" in err.detail
-
-
-def test_fill_of_more_than_the_order_has_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    records = [*book_of_two(), mbo(F, ASK, 102, 4800.0, 4, *t(3_000))]
-    err = refused_at(tmp_path, capsys, records, "fill-exceeds-order", 3)
-    assert "102" in err.detail
+@pytest.mark.parametrize(
+    ("record", "rule", "order"),
+    [
+        (mbo(C, BID, 999, 4799.0, 1, *t(3_000)), "unknown-order-id", "999"),  # cancel of an unknown order
+        (mbo(A, BID, 101, 4798.0, 1, *t(3_000)), "duplicate-add", "101"),  # add of an order in the book
+        (mbo(C, BID, 101, 4799.0, 6, *t(3_000)), "negative-remaining-quantity", "101"),  # cancel of 6 of 5
+        (mbo(F, ASK, 102, 4800.0, 4, *t(3_000)), "fill-exceeds-order", "102"),  # fill of 4 of 3
+    ],
+    ids=["unknown-order-id", "duplicate-add", "negative-remaining-quantity", "fill-exceeds-order"],
+)
+def test_each_l3_rule_names_its_record(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], record: bytes, rule: str, order: str
+) -> None:
+    err = refused_at(tmp_path, capsys, [*book_of_two(), record], rule, 3)
+    assert order in err.detail
 
 
 def test_record_numbers_count_the_other_instruments_records(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -590,3 +583,12 @@ def test_two_days_grow_one_dataset_each_from_its_own_book_and_an_l3_run_spans_th
                               "max_position": 5.0})  # fmt: skip
     venue = VenueConfig(queue=QueueConfig(model=QueueModel.l3_fifo), depth="hashmap")
     run_backtest(fed, strategy, params, venue=venue)  # hftbacktest would fail on an order id added twice
+
+
+def test_a_corrupt_zstd_file_is_unreadable_input(tmp_path: Path) -> None:
+    path = tmp_path / "esh4.mbo.dbn.zst"
+    path.write_bytes(b"\x28\xb5\x2f\xfd" + b"not a zstd frame" * 4)
+    root = tmp_path / "canonical"
+    done = cli(root, "import", "databento", str(path))
+    assert done.returncode == 2 and "[unreadable-input] cannot read or decompress" in done.stderr
+    assert not root.exists() or not any(root.rglob("*.parquet"))

@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,23 +21,11 @@ from hftlab.feed import DatasetRef
 from hftlab.storage import Catalog
 from hftlab.storage.schema import Kind
 from tests.conftest import SHARED_DATA
+from tests.ingest.test_databento import _Interval, _Mapping
 
 HFTLAB = str(Path(sys.executable).with_name("hftlab"))
 LOBSTER = SHARED_DATA / "lobster" / "GOOG" / "message.csv"
 INSTRUMENT_ID = 11_111
-
-
-@dataclass
-class _Interval:
-    start_date: datetime.date
-    end_date: datetime.date
-    symbol: str
-
-
-@dataclass
-class _Mapping:
-    raw_symbol: str
-    intervals: list[_Interval]
 
 
 def _feed(catalog: Catalog, dataset_id: str, feed: str) -> dict[str, np.ndarray]:

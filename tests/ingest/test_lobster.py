@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from hftlab.errors import ConfigError, DataError
-from hftlab.ingest import lobster
+from hftlab.ingest import lobster, lobster_book
 from hftlab.storage import Catalog
 from hftlab.storage.l3 import OrderBook, apply_row, derive_l2, top_of_book
 from hftlab.storage.schema import FeedFrame, IngestResult, Kind
@@ -28,7 +28,7 @@ GOOG = SHARED_DATA / "lobster" / "GOOG"
 ASK_DUMMY, BID_DUMMY = 9_999_999_999, -9_999_999_999
 NAN = float("nan")
 ADD, CANCEL, FILL, CLEAR, TRADE = (int(k) for k in (Kind.ADD, Kind.CANCEL, Kind.FILL, Kind.CLEAR, Kind.TRADE))
-UNSEEN = lobster.UNSEEN_ID_BASE
+UNSEEN = lobster_book.UNSEEN_ID_BASE
 
 
 # -- helpers ----------------------------------------------------------------------------------------
@@ -100,9 +100,9 @@ def book_after_each_message(frame: FeedFrame, n_messages: int) -> np.ndarray:
 def expected_top(orderbook: np.ndarray) -> np.ndarray:
     """LOBSTER's level-1 orderbook rows as top_of_book gives them: prices in USD, NaN for an empty side."""
     out = orderbook[:, :4].astype(np.float64)
-    out[:, [0, 2]] /= lobster.PRICE_SCALE
+    out[:, [0, 2]] /= lobster_book.PRICE_SCALE
     for col in (0, 2):
-        empty = np.abs(orderbook[:, col]) == lobster.DUMMY_PRICE
+        empty = np.abs(orderbook[:, col]) == lobster_book.DUMMY_PRICE
         out[empty, col : col + 2] = NAN
     return out
 
@@ -646,3 +646,28 @@ def test_a_level_two_file_matches_both_levels_with_unseen_liquidity(tmp_path: Pa
         apply_row(book, int(k), int(o), int(s), float(p), float(q))
     assert [(p, q) for _, p, q in book.side_levels(1)] == [(99.0, 5.0), (98.0, 4.0)]
     assert [(p, q) for _, p, q in book.side_levels(-1)] == [(101.0, 7.0), (102.0, 3.0)]
+
+
+@pytest.mark.parametrize(
+    ("message_text", "book_text", "where", "says"),
+    [
+        ("34200,1,1,100,1000000\n", "9999999999,0,1000000,100\n", "message", "5 columns"),
+        ("34200,1,1,100,1000000,x\n", "9999999999,0,1000000,100\n", "message", "is not numeric"),
+        ("34200,1,1,100,1000000,1\n", "9999999999,0,1000000\n", "orderbook", "not 4 per level"),
+        ("34200,1,1,100,1000000,1\n34201,1,2\n", "9999999999,0,1000000,100\n" * 2, "message", "does not parse"),
+    ],
+    ids=["columns", "not-numeric", "levels", "ragged"],
+)
+def test_malformed_csv_is_refused_naming_the_file(tmp_path: Path, message_text, book_text, where, says) -> None:
+    message = tmp_path / "message.csv"
+    message.write_text(message_text)
+    (tmp_path / "orderbook.csv").write_text(book_text)
+    with pytest.raises(DataError) as err:
+        lobster.convert(message, options())
+    assert err.value.rule == "malformed-row" and err.value.source.endswith(f"{where}.csv")
+    assert says in err.value.detail
+
+
+def test_a_message_file_must_say_message_in_its_name(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="'message' in its name"):
+        lobster.orderbook_path(tmp_path / "events.csv")

@@ -176,3 +176,35 @@ def test_fed_events_carry_order_ids_and_a_partial_cancel_is_a_modify(tmp_path: P
     assert buy.tolist()[1:] == [s == 1 for _, s, *_ in BOOK[1:]]
     l2 = load_events(catalog.resolve("l3"), Window(("snapshot", "depth")))
     assert np.all(l2.events["order_id"] == 0)
+
+
+def test_order_ids_belong_to_an_l3_feed_only() -> None:
+    from hftlab.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="order_id is required"):
+        FeedFrame.from_columns("orders", "x", exch_ts=[T], local_ts=[T], kind=[A], side=[1], price=[1.0], qty=[1.0])
+    with pytest.raises(ConfigError, match="an L3 column only"):
+        FeedFrame.from_columns(
+            "depth", "x", exch_ts=[T], local_ts=[T], kind=[1], side=[1], price=[1.0], qty=[1.0], order_id=[1]
+        )
+
+
+def test_an_orders_file_without_its_order_ids_is_refused_by_full_verify(tmp_path: Path) -> None:
+    """The file rewritten without ``order_id`` and the manifest's file hash updated to match."""
+    from hftlab.storage.manifest import file_sha256
+
+    catalog, _ = promote(tmp_path, BOOK)
+    dataset = catalog.resolve("l3")
+    index, part = next((i, p) for i, p in enumerate(dataset.manifest.partitions) if p.feed == "orders")
+    victim = dataset.path / part.path
+    os.chmod(victim.parent, 0o755)
+    os.chmod(victim, 0o644)
+    pq.write_table(pq.read_table(victim).drop(["order_id"]), victim)
+    path = dataset.path / "manifest.json"
+    data = json.loads(path.read_text())
+    data["partitions"][index].update(file_sha256=file_sha256(victim), file_bytes=victim.stat().st_size)
+    os.chmod(dataset.path, 0o755)
+    os.chmod(path, 0o644)
+    path.write_text(json.dumps(data))
+    with pytest.raises(StorageError, match=r"columns \['order_id'\] of feed 'orders' are missing"):
+        catalog.verify("l3", full=True)

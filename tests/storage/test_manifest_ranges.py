@@ -69,3 +69,41 @@ def test_an_unedited_dataset_passes_and_feeds(tmp_path: Path) -> None:
     catalog.verify("syn", full=True)
     catalog.verify("syn", full=False)
     assert len(load_events(catalog.resolve("syn"), Window()).events) > 1000
+
+
+def test_a_file_with_other_rows_under_the_same_hash_is_refused_by_quick_verify(tmp_path: Path) -> None:
+    """A file rewritten with fewer rows and its hash updated in the manifest: the row count the version
+    binds no longer matches the file's footer."""
+    import pyarrow.parquet as pq
+
+    from hftlab.storage.manifest import file_sha256
+
+    catalog, version_dir = _promoted(tmp_path)
+    data = json.loads((version_dir / MANIFEST_NAME).read_text())
+    index, part = next((i, p) for i, p in enumerate(data["partitions"]) if p["feed"] == "depth")
+    victim = version_dir / part["path"]
+    os.chmod(victim.parent, 0o755)
+    os.chmod(victim, 0o644)
+    pq.write_table(pq.read_table(victim).slice(0, part["rows"] - 1), victim)
+    data["partitions"][index].update(file_sha256=file_sha256(victim), file_bytes=victim.stat().st_size)
+    os.chmod(version_dir, 0o755)
+    os.chmod(version_dir / MANIFEST_NAME, 0o644)
+    (version_dir / MANIFEST_NAME).write_text(json.dumps(data))
+    with pytest.raises(StorageError, match=f"{part['rows'] - 1} rows, the manifest says {part['rows']}"):
+        catalog.verify("syn", full=False)
+
+
+def test_the_feeder_kernels_never_write_outside_their_array() -> None:
+    import numpy as np
+
+    from hftlab import feed_kernels as K
+    from hftlab.hftbacktest_types import EVENT_DTYPE
+
+    out = np.zeros(2, EVENT_DTYPE)
+    one = {k: np.ones(1, dtype=t) for k, t in (("e", np.int64), ("k", np.uint8), ("s", np.int8), ("p", np.float64))}
+    cols = (one["e"], one["e"], one["k"], one["s"], one["p"], one["p"], np.zeros(1, np.uint64))
+    for pos in (2, -1, 10**9):
+        with pytest.raises(IndexError):
+            K.scatter_rows(out, np.array([pos], dtype=np.int64), *cols)
+    with pytest.raises(IndexError):
+        K.rank_positions(np.array([5], dtype=np.int64), 0, 3)

@@ -49,7 +49,7 @@ import numpy as np
 
 from hftlab.errors import ConfigError, DataError
 from hftlab.ingest.common import converter_lineage, unit_entry
-from hftlab.ingest.registry import Importer, add_file_argument, expand_paths, register
+from hftlab.ingest.registry import Importer, add_file_argument, files_naming_their_instrument, register
 from hftlab.storage.l3 import OrderBook, RuleBreak, raise_at
 from hftlab.storage.schema import FeedFrame, IngestResult, Instrument, Kind, Side
 
@@ -297,20 +297,13 @@ def _translate(
     return orders, trades, counts
 
 
-def _convert(args: argparse.Namespace) -> list[IngestResult]:
-    results = [convert(path, args) for path in expand_paths(args.files)]
-    # The default dataset id <venue>-<symbol> (registry.venue_symbol_id) comes from the file.
-    args.venue, args.symbol = results[0].instrument.venue, results[0].instrument.symbol
-    return results
-
-
 IMPORTER = register(
     Importer(
         name="databento",
         help="Databento MBO (L3 market by order) .dbn / .dbn.zst files",
         venue="",
         add_arguments=add_file_argument,
-        convert=_convert,
+        convert=files_naming_their_instrument(convert),
         instrument_from_file=True,
     )
 )

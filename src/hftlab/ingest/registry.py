@@ -92,6 +92,21 @@ def file_importer(name: str, help: str, venue: str, convert: Callable[[Path, Ins
     )
 
 
+def files_naming_their_instrument(
+    convert: Callable[[Path, argparse.Namespace], IngestResult],
+) -> Callable[[argparse.Namespace], list[IngestResult]]:
+    """The ``convert`` of an importer whose files name their instrument (``instrument_from_file``): one
+    ``convert(file, args)`` per file of ``args.files``; ``args.venue`` and ``args.symbol`` are then set
+    from the first file's instrument, so the default dataset id (:func:`venue_symbol_id`) comes from it."""
+
+    def convert_all(args: argparse.Namespace) -> list[IngestResult]:
+        results = [convert(path, args) for path in expand_paths(args.files)]
+        args.venue, args.symbol = results[0].instrument.venue, results[0].instrument.symbol
+        return results
+
+    return convert_all
+
+
 def expand_paths(patterns: list[str]) -> list[Path]:
     """Paths as given, with glob patterns (``*``, ``?``, ``[``) that name no file expanded in name order.
 
