@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import atexit
+import hashlib
+import json
 import os
 import shutil
 import socket
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from hftlab.files import canonical_json
 from hftlab.storage import Catalog, Instrument
+from hftlab.storage.manifest import MANIFEST_NAME, SEAL
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
@@ -35,6 +40,20 @@ def shared_data() -> Path:
 def catalog(tmp_path: Path) -> Catalog:
     """An empty Canonical Storage root in a temporary directory."""
     return Catalog(tmp_path / "canonical")
+
+
+def rewrite_manifest(version_dir: Path, change: Callable[[dict], None], *, reseal: bool = True) -> None:
+    """Edit a promoted ``manifest.json`` in place, as a user or a tool would. With ``reseal`` its seal is
+    recomputed too (someone who knows the format), so the checks behind the seal are what a test reaches;
+    without, the seal is what refuses the edit."""
+    path = version_dir / MANIFEST_NAME
+    data = json.loads(path.read_text())
+    seal = data.pop(SEAL)
+    change(data)
+    data[SEAL] = hashlib.sha256(canonical_json(data).encode()).hexdigest() if reseal else seal
+    os.chmod(version_dir, 0o755)
+    os.chmod(path, 0o644)
+    path.write_text(json.dumps(data))
 
 
 def tree_snapshot(root: Path) -> dict[str, bytes]:

@@ -23,7 +23,7 @@ from hftlab.ingest.synthetic import SynthParams, generate
 from hftlab.run.results import deterministic_files
 from hftlab.storage import Catalog, FeedFrame, IngestResult, Instrument
 from hftlab.times import to_ns
-from tests.conftest import PROJECT_ROOT
+from tests.conftest import PROJECT_ROOT, rewrite_manifest
 
 WINDOW = Window(start=to_ns("2024-03-01T07:00"), end=to_ns("2024-03-03T20:00"))
 
@@ -147,11 +147,7 @@ def test_a_hit_refuses_a_damaged_dataset_version(tmp_path: Path):
     part.unlink()
     with pytest.raises(StorageError, match="partition file is missing"):
         cache.feed(dataset)
-    manifest = dataset.path / "manifest.json"
-    data = json.loads(manifest.read_text())
-    data["partitions"] = data["partitions"][:-1]
-    manifest.chmod(0o644)
-    manifest.write_text(json.dumps(data))
+    rewrite_manifest(dataset.path, lambda d: d.update(partitions=d["partitions"][:-1]))
     with pytest.raises(StorageError, match="manifest does not hash to version"):
         cache.feed(Catalog(tmp_path / "canonical").resolve("syn"))
 

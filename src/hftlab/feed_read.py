@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 from hftlab import feed_kernels as K
 from hftlab.errors import StorageError
 from hftlab.hftbacktest_types import EVENT_DTYPE
-from hftlab.storage.catalog import Dataset, check_ranges
+from hftlab.storage.catalog import Dataset, check_ranges, check_regular
 from hftlab.storage.manifest import Partition, file_sha256
 from hftlab.times import NS_PER_DAY
 
@@ -124,6 +124,8 @@ def _iter_chunks(
     were checked earlier in the same feed and are not hashed again; files checked here are added to it.
     """
     paths = [dataset.path / p.path for p in parts]
+    for path in paths:  # before any byte is read: a link could lead anywhere
+        check_regular(dataset.path, path)
     done = verified if verified is not None else set()
     with ThreadPoolExecutor(max_workers=3) as pool:
         digests = {i: pool.submit(_file_digest, path) for i, path in enumerate(paths) if path not in done}

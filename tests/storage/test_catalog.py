@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import stat
@@ -12,7 +11,7 @@ import pytest
 from hftlab.errors import ConfigError, StorageError
 from hftlab.storage import Catalog, IngestResult, Instrument
 from hftlab.storage.manifest import MANIFEST_NAME, Manifest
-from tests.conftest import tree_snapshot
+from tests.conftest import rewrite_manifest, tree_snapshot
 from tests.storage.test_validation import INSTRUMENT, good_depth, good_trades
 
 
@@ -70,15 +69,12 @@ def test_promoting_identical_content_again_is_a_no_op(catalog: Catalog):
 def test_different_content_under_existing_version_is_refused(catalog: Catalog):
     """If a stored version's manifest disagrees with the content being promoted, promotion is refused."""
     first, _ = catalog.promote(result(), "ds")
-    manifest_path = first.path / MANIFEST_NAME
-    data = json.loads(manifest_path.read_text())
-    data["content_hash"] = "0" * 64
-    os.chmod(manifest_path, 0o644)
-    manifest_path.write_text(json.dumps(data))
-    before = tree_snapshot(catalog.root)
-    with pytest.raises(StorageError, match="does not hash to version|already exists with different content"):
-        catalog.promote(result(), "ds")
-    assert before == tree_snapshot(catalog.root)
+    for reseal, message in ((False, "edited manifest"), (True, "does not hash to version")):
+        rewrite_manifest(first.path, lambda d: d.update(content_hash="0" * 64), reseal=reseal)
+        before = tree_snapshot(catalog.root)
+        with pytest.raises(StorageError, match=message):
+            catalog.promote(result(), "ds")
+        assert before == tree_snapshot(catalog.root)
 
 
 def test_verify_names_a_file_with_one_flipped_byte(catalog: Catalog):
@@ -103,12 +99,11 @@ def test_full_verify_catches_a_manifest_edited_to_match_a_changed_file(catalog: 
     victim = dataset.path / part.path
     os.chmod(victim, 0o644)
     victim.write_bytes((other.path / part.path).read_bytes())
-    manifest_path = dataset.path / MANIFEST_NAME
-    data = json.loads(manifest_path.read_text())
     replacement = other.manifest.partitions[0]
-    data["partitions"][0].update(file_sha256=replacement.file_sha256, file_bytes=replacement.file_bytes)
-    os.chmod(manifest_path, 0o644)
-    manifest_path.write_text(json.dumps(data))
+    rewrite_manifest(
+        dataset.path,
+        lambda d: d["partitions"][0].update(file_sha256=replacement.file_sha256, file_bytes=replacement.file_bytes),
+    )  # resealed: only re-hashing the rows finds it
     catalog.verify("ds", full=False)
     with pytest.raises(StorageError, match="row content does not match"):
         catalog.verify("ds", full=True)

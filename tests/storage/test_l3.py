@@ -4,7 +4,6 @@ order ids and partial cancels as the Historical Input Feeder hands them to hftba
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from hftlab.feed import Window, load_events
 from hftlab.storage import Catalog
 from hftlab.storage.l3 import derive_l2
 from hftlab.storage.schema import FeedFrame, IngestResult, Instrument, Kind
+from tests.conftest import rewrite_manifest
 
 INST = Instrument(venue="TEST", symbol="L3X", tick_size=0.5, lot_size=1.0)
 T = 1_700_000_000_000_000_000
@@ -146,16 +146,11 @@ def test_l3_dataset_is_schema_2_with_order_ids_and_l2_datasets_stay_schema_1(tmp
 
 def test_a_manifest_claiming_another_schema_version_is_refused(tmp_path: Path) -> None:
     catalog, _ = promote(tmp_path, BOOK)
-    path = catalog.resolve("l3").path / "manifest.json"
-    data = json.loads(path.read_text())
-    os.chmod(path.parent, 0o755)
-    os.chmod(path, 0o644)
-    data["schema_version"] = 1
-    path.write_text(json.dumps(data))
+    version_dir = catalog.resolve("l3").path
+    rewrite_manifest(version_dir, lambda d: d.update(schema_version=1))
     with pytest.raises(StorageError, match="does not hash to version"):
         Catalog(tmp_path / "canonical").verify("l3")
-    data["schema_version"] = 3
-    path.write_text(json.dumps(data))
+    rewrite_manifest(version_dir, lambda d: d.update(schema_version=3))
     with pytest.raises(StorageError, match="schema version 3"):
         Catalog(tmp_path / "canonical").verify("l3")
 
@@ -200,11 +195,7 @@ def test_an_orders_file_without_its_order_ids_is_refused_by_full_verify(tmp_path
     os.chmod(victim.parent, 0o755)
     os.chmod(victim, 0o644)
     pq.write_table(pq.read_table(victim).drop(["order_id"]), victim)
-    path = dataset.path / "manifest.json"
-    data = json.loads(path.read_text())
-    data["partitions"][index].update(file_sha256=file_sha256(victim), file_bytes=victim.stat().st_size)
-    os.chmod(dataset.path, 0o755)
-    os.chmod(path, 0o644)
-    path.write_text(json.dumps(data))
+    sha, size = file_sha256(victim), victim.stat().st_size
+    rewrite_manifest(dataset.path, lambda d: d["partitions"][index].update(file_sha256=sha, file_bytes=size))
     with pytest.raises(StorageError, match=r"columns \['order_id'\] of feed 'orders' are missing"):
         catalog.verify("l3", full=True)

@@ -239,7 +239,7 @@ class Catalog:
                 sources=tuple(b.source for b in blocks),
                 parent=parent.version if parent else None,
             )
-            write_json(staging / MANIFEST_NAME, manifest.to_dict())
+            write_json(staging / MANIFEST_NAME, manifest.sealed())
             target = self.root / dataset_id / manifest.version
             if target.exists():
                 return self._already_promoted(target, manifest), False
@@ -368,6 +368,8 @@ class Catalog:
         listed = {p.path for p in m.partitions} | {MANIFEST_NAME}
         for path in sorted(dataset.path.rglob("*")):
             rel = path.relative_to(dataset.path).as_posix()
+            if path.is_symlink():
+                raise StorageError(f"{path}: {_SYMLINK}")
             if path.is_file() and rel not in listed:
                 raise StorageError(f"{path}: file is not listed in the manifest of {dataset_id} {m.version}")
         for part in m.partitions:
@@ -390,7 +392,23 @@ def check_manifest(dataset: Dataset) -> None:
 def check_present(dataset: Dataset) -> None:
     """Cheaper still than :func:`verify_partition`: every partition file exists with its recorded size."""
     for part in dataset.manifest.partitions:
+        check_regular(dataset.path, dataset.path / part.path)
         _check_size(dataset.path / part.path, part)
+
+
+_SYMLINK = (
+    "is a symbolic link (or lies under one): a dataset version holds regular files only, inside its own "
+    "directory; refusing to read it"
+)
+
+
+def check_regular(version_dir: Path, path: Path) -> None:
+    """Refuse ``path`` (a file of ``version_dir``) when it, or a folder between it and ``version_dir``, is a
+    symbolic link: a partition replaced by a link to a file elsewhere would be read under this version."""
+    inside = path.relative_to(version_dir)
+    for depth in range(len(inside.parts)):
+        if (version_dir.joinpath(*inside.parts[: depth + 1])).is_symlink():
+            raise StorageError(f"{path}: {_SYMLINK}")
 
 
 def _check_size(path: Path, part: Partition) -> None:
@@ -404,6 +422,7 @@ def _check_size(path: Path, part: Partition) -> None:
 def verify_partition(version_dir: Path, part: Partition, *, full: bool) -> None:
     """Check one partition file's size and sha256 (and, with ``full``, its rows' content hash)."""
     path = version_dir / part.path
+    check_regular(version_dir, path)
     _check_size(path, part)
     found = file_sha256(path)
     if found != part.file_sha256:

@@ -4,6 +4,14 @@ The version of a dataset is a hash of its *content*, not of its files' bytes: th
 partition (column bytes in a fixed little-endian layout), the partition paths, the instrument and the
 schema version. So the same rows give the same version on any machine and with any Parquet writer,
 while the per-file byte hashes in the manifest let readers catch a tampered or truncated file cheaply.
+
+The manifest itself is sealed: ``manifest_sha256`` is the sha256 of the canonical JSON of every other
+field, checked by every read (:meth:`Manifest.read`: listing, ``verify``, ``verify --quick``, the
+feeder). So an edit of any field the version does not hash (rank and time ranges, file hashes, lineage)
+is refused before the manifest is used. Threat model: the seal catches edits and corruption, by hand or
+by a tool; someone who rewrites rows *and* recomputes the file hashes and the seal is caught by the full
+``verify``, which re-hashes the rows into the version. A manifest without a seal (written before seals)
+is refused: re-import it.
 """
 
 from __future__ import annotations
@@ -17,10 +25,12 @@ from typing import Any
 import numpy as np
 
 from hftlab.errors import StorageError
-from hftlab.files import canonical_json
+from hftlab.files import canonical_json, jsonable
 from hftlab.storage.schema import COLUMNS, SCHEMA_VERSION, Instrument
 
 MANIFEST_NAME = "manifest.json"
+#: The manifest field holding the sha256 of the canonical JSON of all its other fields.
+SEAL = "manifest_sha256"
 #: Hex digits of the content hash used as the version name.
 VERSION_LENGTH = 16
 _CHUNK = 1 << 22
@@ -170,17 +180,10 @@ class Manifest:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Manifest:
         partitions = tuple(Partition(**p) for p in data["partitions"])
-        if "sources" in data:
-            sources = tuple(Source.from_dict(s) for s in data["sources"])
-        else:  # written before datasets could grow: one import
-            sources = (
-                Source(
-                    data["lineage"],
-                    min(p.exch_ts_min for p in partitions),
-                    max(p.exch_ts_max for p in partitions),
-                    sum(p.rows for p in partitions),
-                ),
-            )
+        for part in partitions:
+            parts = part.path.split("/")
+            if part.path.startswith("/") or ".." in parts or "" in parts:
+                raise ValueError(f"partition path {part.path!r} leaves the version directory")
         schema_version = int(data["schema_version"])
         if schema_version > SCHEMA_VERSION:
             raise StorageError(
@@ -194,10 +197,43 @@ class Manifest:
             schema_version=schema_version,
             instrument=Instrument.from_dict(data["instrument"]),
             partitions=partitions,
-            sources=sources,
-            parent=data.get("parent"),
+            sources=tuple(Source.from_dict(s) for s in data["sources"]),
+            parent=data["parent"],
         )
+
+    def sealed(self) -> dict[str, Any]:
+        """What ``manifest.json`` holds: :meth:`to_dict` and its seal (:data:`SEAL`)."""
+        body = jsonable(self.to_dict())
+        return {**body, SEAL: _seal_of(body)}
 
     @classmethod
     def read(cls, path: Path) -> Manifest:
-        return cls.from_dict(json.loads(path.read_text()))
+        """The manifest at ``path``; :class:`StorageError` naming the file when it is not valid JSON, has no
+        seal or a seal its content does not hash to (edited), or lacks a key."""
+        try:
+            data = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise StorageError(f"{path}: not valid JSON ({exc}): the manifest is corrupt") from None
+        if not isinstance(data, dict):
+            raise StorageError(f"{path}: a manifest is a JSON object, found {type(data).__name__}")
+        found = data.pop(SEAL, None)
+        if found is None:
+            raise StorageError(
+                f"{path}: no {SEAL} (written by an hftlab before manifests were sealed, or edited): re-import "
+                "the dataset"
+            )
+        if found != _seal_of(data):
+            raise StorageError(
+                f"{path}: edited manifest: its content does not hash to its {SEAL}; refusing to use it (restore "
+                "it with `dvc checkout` or `git checkout`, or re-import the dataset)"
+            )
+        try:
+            return cls.from_dict(data)
+        except KeyError as exc:
+            raise StorageError(f"{path}: the manifest lacks the key {exc}") from None
+        except (TypeError, ValueError, AttributeError) as exc:
+            raise StorageError(f"{path}: malformed manifest: {exc}") from None
+
+
+def _seal_of(body: dict[str, Any]) -> str:
+    return hashlib.sha256(canonical_json(body).encode()).hexdigest()
