@@ -45,6 +45,7 @@ from typing import Any
 
 import numpy as np
 
+from hftlab import faults
 from hftlab import feed as F
 from hftlab import feed_kernels as K
 from hftlab.errors import ConfigError, StorageError
@@ -221,6 +222,7 @@ class EventCache:
             book = F.BookStart(snapshot)
             for i, piece in enumerate(F.stream_events(dataset, window, budget)):
                 files.append(_save(staging / f"chunk-{i:05d}.npy", piece))
+                faults.point("feed.cache")
                 px = K.book_px_range(piece, *px)
                 book.see(piece)
                 del piece

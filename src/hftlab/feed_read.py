@@ -19,6 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from hftlab import faults
 from hftlab import feed_kernels as K
 from hftlab.errors import StorageError
 from hftlab.hftbacktest_types import EVENT_DTYPE
@@ -141,6 +142,7 @@ def _iter_chunks(
             if paths[i] not in done:
                 _check_digest(paths[i], parts[i], digests[i].result())
                 done.add(paths[i])
+                faults.point("feed.read")
             part = parts[i]
             cut_lo = lo if lo is not None and part.exch_ts_min < lo else None
             cut_hi = hi if hi is not None and part.exch_ts_max >= hi else None

@@ -22,6 +22,7 @@ import numba
 import numpy as np
 from numba.core import event as numba_event
 
+from hftlab import faults
 from hftlab.errors import StrategyError, VenueError
 from hftlab.feed import FeedData
 from hftlab.hftbacktest_types import BACKTEST_ERRORS
@@ -241,6 +242,7 @@ def _drive(
         if status == DONE:
             return rec, calls
         if status == PROGRESS and progress is not None:
+            faults.point("run.loop")
             now = time.perf_counter()
             # keep returns near PROGRESS_SECONDS apart: few enough to cost nothing measurable
             factor = 2.0 if now - last < PROGRESS_SECONDS / 2 else 0.5 if now - last > 2 * PROGRESS_SECONDS else 1.0

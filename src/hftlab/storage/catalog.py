@@ -28,6 +28,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from hftlab import faults
 from hftlab.errors import StorageError
 from hftlab.files import lock_file, write_json
 from hftlab.storage.growth import Block, plan, renumbered, source_of, stored_base
@@ -245,6 +246,7 @@ class Catalog:
                 return self._already_promoted(target, manifest), False
             _make_read_only(staging)
             target.parent.mkdir(parents=True, exist_ok=True)
+            faults.point("import.staged")
             try:
                 os.rename(staging, target)
             except OSError:
@@ -252,6 +254,7 @@ class Catalog:
                 if target.exists():
                     return self._already_promoted(target, manifest), False
                 raise
+            faults.point("import.promoted")
             return Dataset(target, manifest), True
         finally:
             if staging.exists():
