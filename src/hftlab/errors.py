@@ -10,12 +10,19 @@ The tree::
     │   └── FeedError      a stored dataset cannot be fed as asked (window, queue model, stream order)
     ├── StrategyError      a strategy broke its output contract or raised
     ├── VenueError         hftbacktest returned an error code
-    └── ReproduceError     a stored run cannot be re-executed as it was
+    ├── ReproduceError     a stored run cannot be re-executed as it was
+    └── WriteError         the filesystem refused a write: full, read-only, no permission (see :func:`writing`)
 
 Anything else that escapes is a bug in hftlab: the CLI shows its traceback (exit code 3).
 """
 
 from __future__ import annotations
+
+import errno
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import ClassVar
 
 
 class HftlabError(Exception):
@@ -81,3 +88,28 @@ class VenueError(HftlabError):
 
 class ReproduceError(HftlabError):
     """A stored run cannot be re-executed as it was (missing data, changed strategy source)."""
+
+
+class WriteError(HftlabError):
+    """The filesystem refused a write (``rule``: ``no-space``, ``read-only``, ``permission``); ``path`` is
+    where hftlab was writing. Whoever raises it has removed what it had written there."""
+
+    RULES: ClassVar[dict[int, str]] = {errno.ENOSPC: "no-space", errno.EDQUOT: "no-space", errno.EROFS: "read-only",
+             errno.EACCES: "permission", errno.EPERM: "permission"}  # fmt: skip
+
+    def __init__(self, path: Path, exc: OSError) -> None:
+        self.path, self.rule = path, self.RULES[exc.errno or 0]
+        reason = exc.strerror or str(exc)
+        super().__init__(f"{path}: [{self.rule}] {reason} while writing there; nothing partial was kept")
+
+
+@contextmanager
+def writing(path: Path) -> Iterator[None]:
+    """Turn a full, read-only or forbidden filesystem under ``path`` into a :class:`WriteError` naming it
+    (pyarrow's errors do not name their file); other OS errors pass unchanged."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in WriteError.RULES:
+            raise
+        raise WriteError(path, exc) from exc

@@ -48,7 +48,7 @@ import numpy as np
 from hftlab import faults
 from hftlab import feed as F
 from hftlab import feed_kernels as K
-from hftlab.errors import ConfigError, StorageError
+from hftlab.errors import ConfigError, StorageError, writing
 from hftlab.files import canonical_json, lock_file, process_alive, write_json
 from hftlab.hftbacktest_types import EVENT_DTYPE
 from hftlab.storage.catalog import Dataset, check_manifest, check_present
@@ -211,6 +211,12 @@ class EventCache:
         raise StorageError(f"event cache {self.root}: entry {key} was removed by other processes three times")
 
     def _write(self, dataset: Dataset, window: F.Window, budget: int, entry: Path, inputs: dict[str, Any]) -> None:
+        with writing(self.root):
+            self._write_entry(dataset, window, budget, entry, inputs)
+
+    def _write_entry(
+        self, dataset: Dataset, window: F.Window, budget: int, entry: Path, inputs: dict[str, Any]
+    ) -> None:
         staging = self.root / STAGING / f"{entry.name}-{os.getpid()}-{uuid.uuid4().hex}"
         staging.mkdir(parents=True)
         (staging / LOCK).touch()
@@ -340,8 +346,17 @@ def _key(inputs: dict[str, Any]) -> str:
     return hashlib.sha256(canonical_json(inputs).encode()).hexdigest()
 
 
+class _Stream:
+    """A file seen by numpy as a plain stream: ``np.save`` writes a real file with ``ndarray.tofile``, whose
+    short write on a full disk raises an OSError without errno; written in chunks, a full disk is ENOSPC."""
+
+    def __init__(self, fh: Any) -> None:
+        self.write = fh.write
+
+
 def _save(path: Path, events: np.ndarray) -> dict[str, Any]:
-    np.save(path, np.ascontiguousarray(events, dtype=EVENT_DTYPE), allow_pickle=False)
+    with open(path, "wb") as fh:  # the bytes of np.save
+        np.lib.format.write_array(_Stream(fh), np.ascontiguousarray(events, dtype=EVENT_DTYPE), allow_pickle=False)
     return {"file": path.name, "rows": len(events), "bytes": path.stat().st_size, "sha256": file_sha256(path)}
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from numba.core import event as numba_event
 
-from hftlab.errors import HftlabError
+from hftlab.errors import HftlabError, writing
 from hftlab.feed import FeedData, Window, load_events
 from hftlab.files import jsonable
 from hftlab.jit import PYTHON_MODE
@@ -98,11 +98,12 @@ def execute(prepared: PreparedRun, *, force: bool = False) -> RunResult:
     if is_complete(target) and not force:
         recomputed = refresh_metrics(target, prepared.config.metrics)
         return RunResult(prepared.run_id, target, True, target / METRICS_FILE, recomputed)
-    clean_partial(target.parent)
-    if prepared.config.runtime.debug and not PYTHON_MODE:
-        _execute_in_python_mode(prepared, force)
-    else:
-        _execute_here(prepared)
+    with writing(target.parent):
+        clean_partial(target.parent)
+        if prepared.config.runtime.debug and not PYTHON_MODE:
+            _execute_in_python_mode(prepared, force)
+        else:
+            _execute_here(prepared)
     return RunResult(prepared.run_id, target, False, target / METRICS_FILE)
 
 

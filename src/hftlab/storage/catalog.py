@@ -29,7 +29,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from hftlab import faults
-from hftlab.errors import StorageError
+from hftlab.errors import StorageError, writing
 from hftlab.files import lock_file, write_json
 from hftlab.storage.growth import Block, plan, renumbered, source_of, stored_base
 from hftlab.storage.manifest import (
@@ -188,7 +188,10 @@ class Catalog:
             raise StorageError(f"dataset '{dataset_id}': nothing to import")
         for result in imports:
             validate(result)
-        with self._locked(dataset_id):  # one import into an id at a time: each grows the head it read
+        with (
+            writing(self.root),
+            self._locked(dataset_id),
+        ):  # one import into an id at a time: each grows the head it read
             return self._promote_locked(imports, dataset_id)
 
     @contextmanager
