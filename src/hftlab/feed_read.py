@@ -26,6 +26,7 @@ from hftlab.hftbacktest_types import EVENT_DTYPE
 from hftlab.storage.catalog import Dataset, check_ranges, check_regular
 from hftlab.storage.manifest import Partition, file_sha256
 from hftlab.times import NS_PER_DAY
+from hftlab.watchdog import beat
 
 _READ_COLUMNS = ["exch_ts", "local_ts", "kind", "side", "price", "qty", "order_id", "seq"]
 #: Row groups decoded ahead of the merge.
@@ -146,6 +147,7 @@ def _iter_chunks(
             part = parts[i]
             cut_lo = lo if lo is not None and part.exch_ts_min < lo else None
             cut_hi = hi if hi is not None and part.exch_ts_max >= hi else None
+            beat()
             for cols in _batches(table, cut_lo, cut_hi):
                 _check_rows(paths[i], part, cols)
                 yield cols

@@ -30,6 +30,12 @@ def _arrow(rows: np.ndarray) -> pa.Table:
     return pa.table({name: rows[name] for name in rows.dtype.names or ()})
 
 
+def load_converters() -> None:
+    """pyarrow imports pandas on its first conversion of numpy data (0.3 s): a process that forks runs does it
+    once, before the fork (:func:`hftlab.runtime.runner.warm`)."""
+    _arrow(np.zeros(1, dtype=[("x", np.float64)]))
+
+
 def write_table(path: Path, rows: np.ndarray, row_group: int = ROW_GROUP) -> None:
     """Write a whole record table."""
     pq.write_table(_arrow(rows), path, row_group_size=row_group, **PARQUET_OPTIONS)

@@ -33,13 +33,14 @@ from hftlab.runtime.contract import OUTPUT_ERROR_DTYPE
 from hftlab.runtime.execution import ExecutionRules
 from hftlab.runtime.lifecycle import new_orders, rows_per_step
 from hftlab.runtime.loop import DONE, NEED_ROOM, OUTPUT_ERROR, PROGRESS, Loop, LoopSettings, run_loop
-from hftlab.runtime.record_files import ROW_GROUP, RecordWriter
+from hftlab.runtime.record_files import ROW_GROUP, RecordWriter, load_converters
 from hftlab.runtime.risk import RiskLimits
 from hftlab.runtime.state import FEE_MODELS, Contract, new_account, new_market
 from hftlab.runtime.strategy import Strategy, compiled_evaluate, evaluate_signature
 from hftlab.venue import abi
 from hftlab.venue.config import VenueConfig
 from hftlab.venue.simulated import SimulatedVenue
+from hftlab.watchdog import beat
 
 PROGRESS_SECONDS = 0.5
 _ERROR_HINTS = {
@@ -183,13 +184,7 @@ def run_backtest(
     rows: memory stays bounded however long the window) and ``tables`` reads them back a column at a time;
     without it they stay in memory.
     """
-    sim = SimulatedVenue(fed, venue or VenueConfig())
-    lp = _loop_state(sim.config, risk, execution, runtime)
-    params_rec = strategy.params_record(params)
-    scratch = np.zeros(strategy.scratch_size, dtype=np.float64)
-    rec = R.allocate_records(runtime.initial_capacity)
-    while R.room(rec) <= lp.settings.rows_per_step:
-        rec = R.allocate_records(2 * len(rec.orders))
+    sim, lp, params_rec, scratch, rec = _prepared(fed, strategy, params, venue, risk, execution, runtime)
     t_compile = time.perf_counter()
     with numba_event.install_recorder("numba:compile") as compiles:
         evaluate = compiled_evaluate(strategy, params_rec.dtype)
@@ -221,6 +216,35 @@ def run_backtest(
     )  # fmt: skip
 
 
+def _prepared(
+    fed: FeedData, strategy: Strategy, params: Any, venue: VenueConfig | None, risk: RiskConfig,
+    execution: ExecutionConfig, runtime: RuntimeConfig,
+) -> tuple[SimulatedVenue, Loop, np.ndarray, np.ndarray, Any]:  # fmt: skip
+    """The venue (not opened yet), loop state, strategy parameters and scratch, and records of a run."""
+    sim = SimulatedVenue(fed, venue or VenueConfig())
+    lp = _loop_state(sim.config, risk, execution, runtime)
+    params_rec = strategy.params_record(params)
+    scratch = np.zeros(strategy.scratch_size, dtype=np.float64)
+    rec = R.allocate_records(runtime.initial_capacity)
+    while R.room(rec) <= lp.settings.rows_per_step:
+        rec = R.allocate_records(2 * len(rec.orders))
+    return sim, lp, params_rec, scratch, rec
+
+
+def warm(
+    fed: FeedData, strategy: Strategy, params: Any, venue: VenueConfig, risk: RiskConfig,
+    execution: ExecutionConfig, runtime: RuntimeConfig,
+) -> None:  # fmt: skip
+    """Load (or compile) the strategy and the loop for a run of these configs into this process, without
+    running it: a process that forks runs (the watchdog's parent) does it once, its children inherit the
+    machine code. ``fed`` needs only the run's dataset and feeds: a stand-in stream of a few events will do."""
+    load_converters()
+    sim, lp, params_rec, scratch, rec = _prepared(fed, strategy, params, venue, risk, execution, runtime)
+    evaluate = compiled_evaluate(strategy, params_rec.dtype)
+    with sim as bt:
+        _compile_loop((bt, evaluate, params_rec, scratch, lp, rec, 20_000), params_rec.dtype)
+
+
 def _drive(
     bt: Any, strategy: Strategy, evaluate: Any, params_rec: np.ndarray, scratch: np.ndarray, lp: Loop, rec: Any,
     progress: Progress | None, writer: RecordWriter | None = None, spill_rows: int = ROW_GROUP,
@@ -239,6 +263,7 @@ def _drive(
                 raise
             detail = f"{type(exc).__name__}: {exc}"
             raise StrategyError(strategy.path, "raised", abi.current_timestamp(bt), None, detail) from exc
+        beat()
         if status == DONE:
             return rec, calls
         if status == PROGRESS and progress is not None:
