@@ -184,10 +184,12 @@ def _chart(
 
     fig, ax = P.plt.subplots(figsize=(max(5, 0.9 * len(points) + 2), 3.5))
     x = np.arange(len(points))
-    ax.bar(x - 0.2, [np.nan if v is None else v for v in va], 0.4, label=la)
-    ax.bar(x + 0.2, [np.nan if v is None else v for v in vb], 0.4, label=lb)
-    ax.set_xticks(x, [p.replace("strategy.params.", "") for p in points], rotation=30, ha="right", fontsize=7)
+    ax.bar(x - 0.2, [np.nan if v is None else v for v in va], 0.4, label=P.literal(la))
+    ax.bar(x + 0.2, [np.nan if v is None else v for v in vb], 0.4, label=P.literal(lb))
+    ax.set_xticks(
+        x, [P.literal(p.replace("strategy.params.", "")) for p in points], rotation=30, ha="right", fontsize=7
+    )
     ax.set_ylabel("net_pnl")
-    ax.set_title(f"{exp}: net_pnl per run")
+    ax.set_title(P.literal(f"{exp}: net_pnl per run"))
     ax.legend(fontsize=8)
     return P._save(fig, path)

@@ -15,6 +15,16 @@ DPI = 100
 plt.rcParams.update({"svg.hashsalt": "hftlab", "figure.max_open_warning": 0})
 
 
+def literal(text: object) -> str:
+    """``text`` drawn as given: a user string (parameter value, dataset id, metric, experiment) with two
+    ``$`` would otherwise be typeset as mathtext, or stop the report with a parse error."""
+    return str(text).replace("$", r"\$")
+
+
+def _tick(v: object) -> str:
+    return f"{v:g}" if isinstance(v, float) else literal(v)
+
+
 def _hours(ts: np.ndarray, t0: int) -> np.ndarray:
     return (ts - t0) / 3.6e12
 
@@ -79,16 +89,16 @@ def markout_curve(horizons_s: np.ndarray, bps: np.ndarray, path: Path) -> Path:
 def heatmap(xs: list, ys: list, grid: np.ndarray, xlabel: str, ylabel: str, metric: str, path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(6, 4.5))
     im = ax.imshow(grid, origin="lower", aspect="auto", cmap="viridis")
-    ax.set_xticks(range(len(xs)), [f"{x:g}" if isinstance(x, float) else str(x) for x in xs])
-    ax.set_yticks(range(len(ys)), [f"{y:g}" if isinstance(y, float) else str(y) for y in ys])
+    ax.set_xticks(range(len(xs)), [_tick(x) for x in xs])
+    ax.set_yticks(range(len(ys)), [_tick(y) for y in ys])
     for i in range(len(ys)):
         for j in range(len(xs)):
             if np.isfinite(grid[i, j]):
                 ax.text(j, i, f"{grid[i, j]:.3g}", ha="center", va="center", fontsize=7, color="white")
-    fig.colorbar(im, ax=ax, label=metric)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.set_title(f"{metric} over the grid")
+    fig.colorbar(im, ax=ax, label=literal(metric))
+    ax.set_xlabel(literal(xlabel))
+    ax.set_ylabel(literal(ylabel))
+    ax.set_title(literal(f"{metric} over the grid"))
     return _save(fig, path)
 
 
@@ -98,8 +108,8 @@ def sensitivity(series: dict[str, tuple[list, list]], metric: str, path: Path) -
     fig, axes = plt.subplots(1, n, figsize=(3.2 * n, 3), squeeze=False)
     for ax, (name, (values, means)) in zip(axes[0], series.items(), strict=False):
         ax.plot(range(len(values)), means, marker="o")
-        ax.set_xticks(range(len(values)), [f"{v:g}" if isinstance(v, float) else str(v) for v in values])
-        ax.set_xlabel(name.removeprefix("param.").removeprefix("strategy.params."))
-        ax.set_ylabel(f"mean {metric}")
-    fig.suptitle(f"Parameter sensitivity of {metric}")
+        ax.set_xticks(range(len(values)), [_tick(v) for v in values])
+        ax.set_xlabel(literal(name.removeprefix("param.").removeprefix("strategy.params.")))
+        ax.set_ylabel(literal(f"mean {metric}"))
+    fig.suptitle(literal(f"Parameter sensitivity of {metric}"))
     return _save(fig, path)

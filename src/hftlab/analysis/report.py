@@ -182,7 +182,7 @@ def experiment_report(exp_dir: Path, out: Path, metric: str = "net_pnl") -> Path
     )
     if best and best.get("run_id") and (runs / best["run_id"] / METRICS_FILE).is_file():
         run_dir = runs / best["run_id"]
-        parts.append(f"<h2>Run {best['run_id']} (best by {html.escape(spec)})</h2>")
+        parts.append(f"<h2>Run {html.escape(str(best['run_id']))} (best by {html.escape(spec)})</h2>")
         params = {k[6:]: v for k, v in best.items() if k.startswith("param.")}
         if params:
             parts.append(
