@@ -80,9 +80,9 @@ def test_unknown_feed_and_bad_window_are_refused(tiny: Catalog):
         Window(start=5, end=5)
     with pytest.raises(ConfigError, match="not after start"):
         DatasetRef("tiny", start=5, end=5).load(tiny)
-    with pytest.raises(ConfigError, match="dataset.start: 'yesterday' is neither .* ISO-8601"):
+    with pytest.raises(ConfigError, match=r"dataset.start: \[time-format\] 'yesterday' is neither .* ISO-8601"):
         to_ns("yesterday", "dataset.start")
-    with pytest.raises(ConfigError, match="dataset.start: 'yesterday' is neither .* ISO-8601"):
+    with pytest.raises(ConfigError, match=r"dataset.start: \[time-format\] 'yesterday' is neither .* ISO-8601"):
         DatasetRef("tiny", start="yesterday").load(tiny)
     with pytest.raises(StorageError, match="holds symbol 'ABC'"):
         DatasetRef("tiny", symbol="XYZ").load(tiny)

@@ -290,7 +290,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv and argv[0] == "run":
         from hftlab.sweep.app import hydra_entry
 
-        return hydra_entry(argv[1:])
+        # Hydra raises what it would print as several lines and exit code 1: reported below, one line, exit 2
+        os.environ["HYDRA_FULL_ERROR"] = "1"
+        return _reporting_errors(lambda: hydra_entry(argv[1:]))
     if argv and argv[0] == "walkforward":
         from hftlab.sweep.walkforward import main as walkforward_main
 
@@ -307,11 +309,25 @@ def _reporting_errors(command: Callable[[], int]) -> int:
     except HftlabError as exc:
         print(f"hftlab: error: {exc}", file=sys.stderr)
         return 2
-    except Exception:
+    except BrokenPipeError:  # the reader of the output went away (`hftlab ... | head`): nothing to report
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so that exiting flushes nowhere
+        return 1
+    except Exception as exc:
+        if _from_hydra(exc):  # composing the config: an unknown key, a wrong type, a bad override
+            from hftlab.run.schema import composition_error
+
+            print(f"hftlab: error: {composition_error(exc)}", file=sys.stderr)
+            return 2
         traceback.print_exc()
         print(f"hftlab: internal error: this is a bug in hftlab {__version__}; please report it with the "
               "traceback above and the command you ran", file=sys.stderr)  # fmt: skip
         return 3
+
+
+def _from_hydra(exc: BaseException) -> bool:
+    """Whether ``exc`` is Hydra's or OmegaConf's (about the configuration, not a bug in hftlab)."""
+    module = type(exc).__module__.split(".")[0]
+    return module in ("hydra", "omegaconf")
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ Anything else that escapes is a bug in hftlab: the CLI shows its traceback (exit
 from __future__ import annotations
 
 import errno
+import functools
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -60,7 +61,23 @@ class FeedError(StorageError):
 
 
 class ConfigError(HftlabError):
-    """A configuration value is missing, unknown, of the wrong type or out of range."""
+    """A configuration value is missing, unknown, of the wrong type or out of range.
+
+    With ``key`` and ``rule`` the message reads ``<key>: [<rule>] <detail>``, the form every config
+    error converges on: ``key`` is the full config key (``runtime.max_orders``) or command-line option
+    (``--local-ts-correction``), ``rule`` a short stable name (``resource-limit``, ``time-format``,
+    ``invalid-choice``, ...). A bare message is still accepted (it already names its key).
+    """
+
+    def __init__(self, detail: str, *, key: str | None = None, rule: str | None = None) -> None:
+        self.key = key
+        self.rule = rule
+        self.detail = detail
+        message = f"[{rule}] {detail}" if rule else detail
+        super().__init__(f"{key}: {message}" if key else message)
+
+    def __reduce__(self) -> tuple[object, tuple[str]]:  # key and rule survive a trip to another process
+        return functools.partial(type(self), key=self.key, rule=self.rule), (self.detail,)
 
 
 class InvalidNameError(ConfigError):

@@ -63,7 +63,7 @@ def beat() -> None:
             os.write(_beat_fd, b".")
 
 
-def supervised(work: Callable[[], None], label: str, limits: WatchdogConfig, cleanup: Callable[[], None]) -> None:
+def supervised(work: Callable[[], None], label: str, limits: WatchdogConfig, cleanup: Callable[[], object]) -> None:
     """Run ``work`` in a forked child under ``limits``; return when it succeeded. An :class:`HftlabError`
     of the child is raised here with its message; any other failure (its traceback printed by the child)
     as a ``RuntimeError``. When a limit is hit (or on Ctrl-C) the child is killed, ``cleanup`` removes its

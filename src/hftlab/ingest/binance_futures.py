@@ -37,8 +37,9 @@ latency signs; Canonical Storage validates those on promotion.
 Errors are :class:`~hftlab.errors.DataError` naming the file and ``line N`` (1-based):
 ``unreadable-input`` (missing file, not gzip, truncated or corrupt gzip), ``malformed-record`` (no
 space, a timestamp that is not a non-negative integer, invalid JSON, JSON that is not an object),
-``timestamp-out-of-range`` (a local timestamp that does not fit int64 nanoseconds in its unit),
-``wrong-type`` (a missing key or a value of the wrong type, naming the key), ``symbol-mismatch``
+``timestamp-out-of-range`` (a local timestamp or a ``T`` that does not fit int64 nanoseconds in its
+unit), ``wrong-type`` (a missing key or a value of the wrong type, naming the key: a price or quantity
+that is a boolean, which Python would read as 1 or 0, or beyond the float range), ``symbol-mismatch``
 (a message's ``s`` differs from ``instrument.symbol``).
 """
 
@@ -63,6 +64,10 @@ CONVERTER_VERSION = 2  # 2: local timestamps in s/ms/us/ns (detected or forced),
 CONVERTER_NAME = "binance-futures"
 
 MS_TO_NS = 1_000_000
+#: Largest ``T`` (ms) whose nanoseconds fit int64.
+MAX_T_MS = INT64_MAX // MS_TO_NS
+#: What a price or quantity must be (Binance sends decimal strings; JSON numbers are accepted too).
+NUMBER = 'a number (a decimal string such as "61800.30"; not a boolean, within the float range)'
 # Plain ints on the hot path (IntEnum members are slower to build lists and arrays from).
 BID, ASK = int(Side.BID), int(Side.ASK)
 DEPTH, TRADE, CLEAR, SNAPSHOT, BBO = (
@@ -176,16 +181,26 @@ class _Converter:
         return self.fail("wrong-type", lineno, f"{context}: key '{key}' must be {what}, got {obj[key]!r:.80}")
 
     def timestamp(self, lineno: int, obj: dict[str, Any], context: str) -> int:
+        """``T`` (ms) in ns; one that int64 ns cannot hold is ``timestamp-out-of-range``."""
         t = obj.get("T")
-        if type(t) is not int:
+        if type(t) is not int:  # a bool is not an int here
             raise self.wrong_type(lineno, obj, "T", "an integer (milliseconds)", context)
+        if not -MAX_T_MS <= t <= MAX_T_MS:
+            raise self.fail(
+                "timestamp-out-of-range",
+                lineno,
+                f"{context}: key 'T' = {t!r:.40} ms does not fit int64 nanoseconds (at most {MAX_T_MS} ms)",
+            )
         return t * MS_TO_NS
 
     def number(self, lineno: int, obj: dict[str, Any], key: str, context: str) -> float:
+        value = obj.get(key)
         try:
-            return float(obj[key])
-        except (KeyError, TypeError, ValueError):
-            raise self.wrong_type(lineno, obj, key, "a number", context) from None
+            if type(value) is bool:  # float(True) is 1.0
+                raise TypeError
+            return float(value)  # type: ignore[arg-type]
+        except (TypeError, ValueError, OverflowError):
+            raise self.wrong_type(lineno, obj, key, NUMBER, context) from None
 
     def levels(self, lineno: int, obj: dict[str, Any], key: str, context: str, rows: _Rows) -> int:
         """Append the ``[[price, qty], ...]`` list ``obj[key]`` to ``rows``; return its length."""
@@ -195,18 +210,23 @@ class _Converter:
         price, qty = rows.price, rows.qty
         try:
             for px, q in value:
+                if px.__class__ is bool or q.__class__ is bool:  # float(True) is 1.0
+                    raise TypeError
                 price.append(float(px))
                 qty.append(float(q))
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             for i, level in enumerate(value):  # slow path: name the offending level
                 try:
                     px, q = level
+                    if bool in (type(px), type(q)):
+                        raise TypeError
                     float(px), float(q)
-                except (TypeError, ValueError):
+                except (TypeError, ValueError, OverflowError):
                     raise self.fail(
                         "wrong-type",
                         lineno,
-                        f"{context}: key '{key}' level {i} must be a [price, qty] pair of numbers, got {level!r:.80}",
+                        f"{context}: key '{key}' level {i} must be a [price, qty] pair, each {NUMBER}, "
+                        f"got {level!r:.80}",
                     ) from None
             raise  # unreachable: the slow path found the same error
         return len(value)

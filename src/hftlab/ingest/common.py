@@ -21,7 +21,13 @@ file, the first offending line (``row N`` for numpy event files) and the rule:
 - ``local-before-exchange`` / ``feed-latency-too-large``: after the correction, a feed latency
   ``local_ts - exch_ts`` below 0 or above ``--max-feed-latency`` (default :data:`DEFAULT_MAX_FEED_LATENCY`).
 
-An absurd timestamp therefore fails the import; it can never shift the dataset.
+An absurd timestamp therefore fails the import; it can never shift the dataset. The automatic
+correction stays the smallest latency (hftbacktest's rule), not a robust statistic such as the median
+offset: a median would leave half the rows with local time before exchange time, and the feeds would no
+longer match hftbacktest's. Robustness comes from the bound instead: its error counts the rows that
+need more than the bound and shows the median latency, so one absurd line is told apart from a clock
+that is really off, and ``--max-local-ts-correction`` is the option that accepts the latter. A given or
+automatic correction that would carry a local timestamp beyond int64 is refused whatever the bound.
 """
 
 from __future__ import annotations
@@ -115,7 +121,7 @@ def duration_arg(value: int | str, option: str) -> int:
     try:
         return parse_duration(str(value))
     except ValueError as exc:
-        raise ConfigError(f"{option}: {exc}") from None
+        raise ConfigError(str(exc), key=option, rule="invalid-duration") from None
 
 
 def parse_correction(value: str | int | None) -> str | int:
@@ -127,7 +133,11 @@ def parse_correction(value: str | int | None) -> str | int:
     try:
         return int(value)
     except (TypeError, ValueError):
-        raise ConfigError(f"local-ts correction must be 'auto', 'none' or integer nanoseconds, got {value!r}") from None
+        raise ConfigError(
+            f"local-ts correction must be 'auto', 'none' or integer nanoseconds, got {value!r}",
+            key="--local-ts-correction",
+            rule="invalid-value",
+        ) from None
 
 
 # -- units --------------------------------------------------------------------------------------------
@@ -163,8 +173,13 @@ def detect_unit(raw: np.ndarray, default: str, reference_ns: np.ndarray | None =
 
 def first_overflow(raw: np.ndarray, unit: str) -> int | None:
     """Index of the first value that does not fit int64 nanoseconds once read in ``unit`` (None: all fit)."""
-    bad = np.flatnonzero(np.abs(np.asarray(raw, dtype=np.int64)) > INT64_MAX // TS_UNITS[unit])
+    bad = np.flatnonzero(_beyond(np.asarray(raw, dtype=np.int64), INT64_MAX // TS_UNITS[unit]))
     return int(bad[0]) if bad.size else None
+
+
+def _beyond(values: np.ndarray, limit: int) -> np.ndarray:
+    """Which values lie outside ``[-limit, limit]`` (not ``np.abs``: it leaves int64's minimum negative)."""
+    return np.asarray((values > limit) | (values < -limit))
 
 
 def force_ts_unit(result: IngestResult, ts_unit: str) -> None:
@@ -192,7 +207,7 @@ def force_ts_unit(result: IngestResult, ts_unit: str) -> None:
 def _rescale(frames: list[FeedFrame], column: str, old_scale: int, new: str) -> None:
     """Re-read ``column`` of every frame in unit ``new``; refuse the first line that would overflow."""
     limit = INT64_MAX // TS_UNITS[new]
-    hit = _first_offender(frames, lambda f: np.abs(getattr(f, column) // old_scale) > limit)
+    hit = _first_offender(frames, lambda f: _beyond(getattr(f, column) // old_scale, limit))
     if hit is not None:
         frame, i, count = hit
         raw = int(getattr(frame, column)[i] // old_scale)
@@ -334,13 +349,16 @@ def apply_local_ts_correction(result: IngestResult, correction: str | int | None
         offset = int(spec)
         if max_ns is not None and abs(offset) > max_ns:
             raise ConfigError(
-                f"--local-ts-correction {offset} ns ({_human(offset)}) exceeds --max-local-ts-correction "
-                f"{_human(max_ns)}: raise the bound if this correction is meant"
+                f"{offset} ns ({_human(offset)}) exceeds --max-local-ts-correction {_human(max_ns)}: raise "
+                "the bound if this correction is meant",
+                key="--local-ts-correction",
+                rule="local-ts-correction-too-large",
             )
         _, extra = _auto_offsets(result, max_ns, fixed=offset)
     for frame in result.feeds:
         shift = offset + extra.get(frame.feed, 0)
         if shift:
+            _check_shift_fits(frame, shift)
             frame.local_ts = frame.local_ts + np.int64(shift)
     result.lineage["local_ts_correction"] = 0 if spec == "none" else spec
     result.lineage["local_ts_correction_ns"] = offset
@@ -357,7 +375,7 @@ def _auto_offsets(result: IngestResult, max_ns: int | None, fixed: int | None = 
     if fixed is None:
         low = _min_latency(basis)
         offset = max(0, -low[0]) if low else 0
-        _check_auto(low, offset, max_ns)
+        _check_auto(low, offset, max_ns, basis)
     else:
         offset = fixed
     extra: dict[str, int] = {}
@@ -367,9 +385,22 @@ def _auto_offsets(result: IngestResult, max_ns: int | None, fixed: int | None = 
         mine = _min_latency([frame])
         more = max(0, -(mine[0] + offset)) if mine else 0
         if more:
-            _check_auto(mine, offset + more, max_ns)
+            _check_auto(mine, offset + more, max_ns, [frame])
             extra[frame.feed] = more
     return offset, extra
+
+
+def _check_shift_fits(frame: FeedFrame, shift: int) -> None:
+    """Refuse a correction that would carry a local timestamp beyond int64 (numpy would wrap it around)."""
+    low, high = int(frame.local_ts.min()) + shift, int(frame.local_ts.max()) + shift
+    if low >= -INT64_MAX and high <= INT64_MAX:
+        return
+    raise ConfigError(
+        f"{shift} ns ({_human(shift)}) would carry feed '{frame.feed}' of {frame.source} beyond the int64 "
+        "nanosecond range",
+        key="--local-ts-correction",
+        rule="local-ts-correction-too-large",
+    )
 
 
 def _min_latency(frames: Iterable[FeedFrame]) -> tuple[int, FeedFrame, int] | None:
@@ -386,17 +417,26 @@ def _min_latency(frames: Iterable[FeedFrame]) -> tuple[int, FeedFrame, int] | No
     return None if best is None else (best[0][0], best[1], best[2])
 
 
-def _check_auto(low: tuple[int, FeedFrame, int] | None, offset: int, max_ns: int | None) -> None:
+def _check_auto(
+    low: tuple[int, FeedFrame, int] | None, offset: int, max_ns: int | None, frames: list[FeedFrame]
+) -> None:
+    """Refuse an automatic correction above ``max_ns``, naming the row that requires it, how many rows
+    do, and the median latency of ``frames`` (the rows it was computed from): one absurd line among
+    normal ones shows as a handful of rows and a median far from them."""
     if low is None or max_ns is None or offset <= max_ns:
         return
     latency, frame, i = low
+    lat = np.concatenate([f.local_ts - f.exch_ts for f in frames])
+    beyond = int(np.count_nonzero(lat < -max_ns))
     raise DataError(
         "local-ts-correction-too-large",
         frame.source,
         frame.where(i),
         f"the automatic local-timestamp correction would be {_human(offset)}, more than "
         f"--max-local-ts-correction {_human(max_ns)}: feed '{frame.feed}' has local_ts - exch_ts = "
-        f"{_human(latency)} here (a clock this far off, a wrong timestamp unit or an absurd line)",
+        f"{_human(latency)} here; {beyond} of {lat.size} rows need more than the bound, the median "
+        f"latency is {_human(int(np.median(lat)))} (a clock this far off, a wrong timestamp unit or an "
+        "absurd line; raise --max-local-ts-correction only if the clock really was this far off)",
     )
 
 

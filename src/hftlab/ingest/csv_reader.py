@@ -8,13 +8,16 @@ the first offending line.
 
 Errors (:class:`~hftlab.errors.DataError`, naming the file and the CSV line, header = line 1, data row
 ``i`` = line ``i + FIRST_DATA_LINE``): ``unreadable-input``, ``wrong-type``, ``malformed-row``,
-``symbol-mismatch``, ``invalid-side`` and ``timestamp-out-of-range``.
+``symbol-mismatch``, ``invalid-side`` and ``timestamp-out-of-range`` (a timestamp beyond int64, as
+written or once in ns). A value that does not parse as its column's type is ``wrong-type``: pyarrow
+reads no ``true``/``false`` as a number, so a boolean where a number is expected is refused too.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -130,12 +133,11 @@ def _parse_failure(path: Path, columns: dict[str, pa.DataType], header: list[str
     if not bad:
         return DataError("wrong-type", str(path), None, f"a value does not parse: {exc}")
     i, name, value, target = min(bad, key=lambda b: b[0])
-    return DataError(
-        "wrong-type",
-        str(path),
-        f"line {i + FIRST_DATA_LINE}",
-        f"column '{name}': {value!r} is not a valid {_type_name(target)}",
-    )
+    where = f"line {i + FIRST_DATA_LINE}"
+    if pa.types.is_integer(target) and re.fullmatch(r"\s*[+-]?\d+\s*", value):
+        rule = "timestamp-out-of-range" if "timestamp" in name else "integer-out-of-range"
+        return DataError(rule, str(path), where, f"column '{name}': {value} does not fit a 64-bit integer")
+    return DataError("wrong-type", str(path), where, f"column '{name}': {value!r} is not a valid {_type_name(target)}")
 
 
 def _type_name(t: pa.DataType) -> str:

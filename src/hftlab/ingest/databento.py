@@ -178,6 +178,7 @@ def convert(path: Path, args: argparse.Namespace) -> IngestResult:
     if unknown.size:
         i = int(unknown[0])
         raise DataError("unknown-action", source, f"record {int(keep[i]) + 1}", f"action {recs['action'][i]!r}")
+    _check_timestamps(source, recs, keep)
     booked = recs["price"][np.isin(recs["action"], np.array([b"A", b"M", b"C", b"F", b"T"], dtype="S1"))]
     tick = args.tick_size if args.tick_size is not None else _tick(booked)
     instrument = Instrument(
@@ -215,6 +216,22 @@ def convert(path: Path, args: argparse.Namespace) -> IngestResult:
         )
     lineage["notes"] = notes
     return IngestResult(instrument=instrument, feeds=[orders, trades], lineage=lineage)
+
+
+def _check_timestamps(source: str, recs: np.ndarray, keep: np.ndarray) -> None:
+    """Refuse (``timestamp-out-of-range``) a ``ts_recv``, or a ``ts_event`` that is used (not that of a
+    snapshot or ``R`` record), beyond int64 ns: DBN stores uint64, and its undefined time is 2**64 - 1."""
+    book_image = ((recs["flags"] & F_SNAPSHOT) != 0) | (recs["action"] == b"R")
+    for column, used in (("ts_recv", np.ones(len(recs), dtype=bool)), ("ts_event", ~book_image)):
+        bad = np.flatnonzero(used & (recs[column] > np.uint64(np.iinfo(np.int64).max)))
+        if bad.size:
+            i = int(bad[0])
+            raise DataError(
+                "timestamp-out-of-range",
+                source,
+                f"record {int(keep[i]) + 1}",
+                f"{column} {int(recs[column][i])} does not fit int64 nanoseconds (2**64 - 1 is DBN's undefined time)",
+            )
 
 
 def _dist_version() -> str:
@@ -291,7 +308,13 @@ def _translate(
                 o_rows.append((exch, local, Kind.CLEAR, 0, instrument.tick_size, 0.0, 0, line))
         except RuleBreak as exc:
             raise raise_at(exc, source, f"record {line}") from None
-    orders = FeedFrame.from_rows("orders", source, o_rows)
+    # order ids are uint64: built from rows, ids of 2**63 or more would turn into floats
+    names = ("exch_ts", "local_ts", "kind", "side", "price", "qty", "order_id", "line")
+    columns = list(zip(*o_rows, strict=True)) if o_rows else [()] * len(names)
+    typed = {
+        n: np.asarray(c, dtype=np.uint64 if n == "order_id" else None) for n, c in zip(names, columns, strict=True)
+    }
+    orders = FeedFrame.from_columns("orders", source, **typed)
     trades = FeedFrame.from_rows("trades", source, t_rows)
     orders.unit = trades.unit = "record"
     return orders, trades, counts

@@ -42,7 +42,9 @@ its level's unseen quantity and added at the back just before that message. Ever
 ``lineage['reconciliation']``; the top N levels after every message then equal LOBSTER's.
 
 Errors (:class:`~hftlab.errors.DataError` naming the file and line): ``unreadable-input``,
-``malformed-row``, ``unknown-message-type``, ``sub-penny-price``, ``row-count-mismatch`` (message and
+``malformed-row``, ``timestamp-out-of-range`` (a time that is not 0 .. 172,800 s after midnight),
+``integer-out-of-range`` (a type, id, size, price or direction that is not an integer of at most
+2**53), ``unknown-message-type``, ``sub-penny-price``, ``row-count-mismatch`` (message and
 orderbook files of different lengths), ``duplicate-add``, ``negative-remaining-quantity``,
 ``book-mismatch`` (the orderbook file shows less at a level than orders that later messages name hold).
 """
@@ -121,8 +123,8 @@ def convert(path: Path, args: argparse.Namespace) -> IngestResult:
     source = str(path)
     book_file = orderbook_path(path)
     day, symbol, zone = _day_symbol_zone(path, args)
-    msg = read_csv(path, 6, "message")
-    ob = read_csv(book_file, None, "orderbook").astype(np.int64)
+    msg = _in_range(source, read_csv(path, 6, "message"), first_int_column=1)
+    ob = _in_range(str(book_file), read_csv(book_file, None, "orderbook"), first_int_column=0).astype(np.int64)
     if len(msg) != len(ob):
         raise DataError(
             "row-count-mismatch", source, None, f"{len(msg)} messages but {len(ob)} rows in {book_file.name}"
@@ -162,6 +164,34 @@ def convert(path: Path, args: argparse.Namespace) -> IngestResult:
     lineage["timestamp_units"] = {"exch_ts": unit_entry("ns", "format"), "local_ts": unit_entry("ns", "format")}
     lineage["notes"] = _notes(stats, status, n_levels, book_file.name)
     return IngestResult(instrument=instrument, feeds=feeds, lineage=lineage)
+
+
+#: Largest integer a LOBSTER column may hold: float64 (how mixed columns are read) holds it exactly.
+MAX_EXACT_INT = 2**53
+
+
+def _in_range(source: str, table: np.ndarray, first_int_column: int) -> np.ndarray:
+    """``table`` if its time column (0, before ``first_int_column``) is 0 .. 2 days of seconds and every
+    other column holds integers of at most :data:`MAX_EXACT_INT`; else the first offending line is refused
+    (a value cast to int64 beyond that range wraps around silently)."""
+    for k in range(table.shape[1]):
+        col = table[:, k]
+        if k < first_int_column:
+            bad = ~((col >= 0) & (col < 2 * 86_400))
+            rule, what = "timestamp-out-of-range", "a time of 0 .. 172800 seconds after midnight"
+        elif col.dtype.kind == "f":
+            bad = ~((np.abs(col) <= MAX_EXACT_INT) & (col == np.rint(col)))
+            rule, what = "integer-out-of-range", f"an integer of at most {MAX_EXACT_INT}"
+        else:
+            continue  # read as int64 by pyarrow: exact
+        hits = np.flatnonzero(bad)
+        if hits.size:
+            i = int(hits[0])
+            value = col[i].item()
+            if rule == "integer-out-of-range" and abs(value) <= MAX_EXACT_INT:
+                rule = "wrong-type"  # a fraction where an integer belongs
+            raise DataError(rule, source, f"line {i + 1}", f"column {k + 1} is {value!r}, not {what}")
+    return table
 
 
 def _day_symbol_zone(path: Path, args: argparse.Namespace) -> tuple[date, str, ZoneInfo]:

@@ -4,13 +4,25 @@ YAML files in ``conf/`` extend these schemas, so an unknown key or a value of th
 composition with the key's name. :func:`run_config` is the one boundary from Hydra to hftlab: it builds
 the frozen :class:`RunConfig` and checks every range and invariant once (:func:`hftlab.checks.check`),
 naming the key. Each strategy's parameters get a schema generated from its ``Params`` NamedTuple.
+
+Every config error reads ``<key>: [<rule>] <message>`` (:class:`~hftlab.errors.ConfigError`), before
+anything is allocated or run: ``invalid-choice`` (each option of :data:`CHOICES`), ``integer-out-of-range``
+(beyond int64), ``invalid-value`` (a field's range or an invariant), ``invalid-name``, ``time-format`` /
+``time-out-of-range`` / ``empty-window`` (the dataset window), ``resource-limit`` / ``memory-limit``
+(:data:`RESOURCE_LIMITS`, :func:`check_resources`), and Hydra's own refusals as :func:`composition_error`
+names them (``unknown-key``, ``wrong-type``, ``unknown-option``, ``override-syntax``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import enum
+import math
+import os
+import re
 import typing
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,14 +32,22 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from hftlab.checks import check, ranged
-from hftlab.errors import ConfigError
+from hftlab.errors import ConfigError, InvalidNameError
 from hftlab.metrics import MetricsConfig
-from hftlab.runtime.config import ExecutionConfig, RiskConfig, RuntimeConfig
-from hftlab.runtime.progress import ProgressMode
+from hftlab.runtime.config import Evaluation, ExecutionConfig, RiskConfig, RuntimeConfig
+from hftlab.runtime.progress import PROGRESS_ENV, ProgressMode
 from hftlab.runtime.strategy import Strategy, load_strategy
 from hftlab.storage.schema import DEFAULT_FEEDS, FEEDS, check_name
 from hftlab.times import to_ns
-from hftlab.venue.config import VenueConfig
+from hftlab.venue.config import (
+    DepthImplementation,
+    ExchangeModel,
+    FeeModel,
+    LatencyModel,
+    QueueModel,
+    VenueConfig,
+)
+from hftlab.watchdog import WatchdogConfig
 
 
 @dataclass(frozen=True)
@@ -42,10 +62,16 @@ class DatasetConfig:
     root: str = "data/canonical"  #: Canonical Storage root (relative to the project directory)
 
     def check_invariants(self, prefix: str) -> None:
-        check_name(f"{prefix}.id", self.id)
+        name_of(f"{prefix}.id", self.id)
+        if self.version is not None:
+            name_of(f"{prefix}.version", self.version)
         start, end = self.window()
         if start is not None and end is not None and end <= start:
-            raise ConfigError(f"{prefix}.end: {self.end!r} is not after {prefix}.start {self.start!r}")
+            raise ConfigError(
+                f"{self.end!r} is not after {prefix}.start {self.start!r} (the window is [start, end))",
+                key=f"{prefix}.end",
+                rule="empty-window",
+            )
 
     def window(self) -> tuple[int | None, int | None]:
         """The window ``[start, end)`` in ns (None: the dataset's own bound)."""
@@ -95,9 +121,11 @@ class RunConfig:
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     sweep: SweepConfig = field(default_factory=SweepConfig)
+    watchdog: WatchdogConfig = field(default_factory=WatchdogConfig)  #: not part of the run definition
 
     def check_invariants(self, prefix: str) -> None:
-        check_name("experiment_name", self.experiment_name)
+        name_of("experiment_name", self.experiment_name)
+        check_resources(self)
 
 
 def params_schema(strategy: Strategy) -> type:
@@ -168,15 +196,215 @@ def run_config(composed: DictConfig | Mapping[str, Any], strategies_dir: Path) -
     data = OmegaConf.create({k: v for k, v in dict(composed).items() if k != "hydra"})
     strategy_name = OmegaConf.select(data, "strategy.name", default=None)
     if not isinstance(strategy_name, str):
-        raise ConfigError("strategy.name: missing (choose one with strategy=<name>)")
+        raise ConfigError("missing (choose one with strategy=<name>)", key="strategy.name", rule="missing")
     strategy = load_strategy(strategy_name, strategies_dir)
     base = hydra_schema(RunConfig)
     base.strategy = hydra_schema(strategy_schema(strategy))
     try:
         run: RunConfig = OmegaConf.to_object(OmegaConf.merge(base, data))  # type: ignore[assignment]
     except OmegaConfBaseException as exc:
-        key = getattr(exc, "full_key", None) or ""
-        raise ConfigError(f"{key}: {str(exc).splitlines()[0]}") from None
-    check(run)
-    strategy.params(dataclasses.asdict(run.strategy.params))  # its types and its own invariants
+        raise composition_error(exc) from None
+    check_choices(run)
+    check_int64(run)
+    with _ruled("invalid-value"):
+        check(run)
+        strategy.params(dataclasses.asdict(run.strategy.params))  # its types and its own invariants
     return run
+
+
+@contextlib.contextmanager
+def _ruled(rule: str) -> Iterator[None]:
+    """Give a ConfigError of the older ``<key>: <message>`` form (field ranges, invariants, strategy
+    parameters) the rule, so that every config error reads ``<key>: [<rule>] <message>``."""
+    try:
+        yield
+    except ConfigError as exc:
+        match = re.fullmatch(r"([\w.\[\]]+): (.*)", str(exc), re.DOTALL)
+        if exc.rule is not None or match is None:
+            raise
+        raise type(exc)(match.group(2), key=match.group(1), rule=rule) from None
+
+
+# -- checks beyond each field's own range: names, choices, int64, resources ------------------------------
+
+
+def name_of(key: str, value: str) -> str:
+    """``value`` if it can be a path component (:func:`~hftlab.storage.schema.check_name`), else
+    :class:`~hftlab.errors.InvalidNameError` ``<key>: [invalid-name] ...``."""
+    try:
+        return check_name(key, value)
+    except InvalidNameError as exc:
+        raise InvalidNameError(str(exc).removeprefix(f"{key} "), key=key, rule="invalid-name") from None
+
+
+#: Every option that takes one of a fixed set of values, with that set: :func:`check_choices` refuses
+#: anything else (``invalid-choice``), naming the key and the allowed values. Hydra refuses the enum
+#: fields already when it composes (the CLI reports that with the same rule); this also covers configs
+#: built in Python, list items and the plain-text choices. A test keeps the table complete.
+CHOICES: dict[str, tuple[str, ...]] = {
+    "dataset.feeds": tuple(FEEDS),
+    "venue.latency.model": tuple(m.value for m in LatencyModel),
+    "venue.queue.model": tuple(m.value for m in QueueModel),
+    "venue.exchange": tuple(m.value for m in ExchangeModel),
+    "venue.fees.model": tuple(m.value for m in FeeModel),
+    "venue.depth": tuple(m.value for m in DepthImplementation),
+    "venue.contract_type": ("", "linear", "inverse"),
+    "runtime.evaluation": tuple(m.value for m in Evaluation),
+    "output.progress": tuple(m.value for m in ProgressMode),
+}
+
+
+def config_value(config: Any, key: str) -> Any:
+    """The value at a dotted ``key`` of a config dataclass tree."""
+    for part in key.split("."):
+        config = getattr(config, part)
+    return config
+
+
+def check_choices(run: RunConfig) -> None:
+    """Refuse (``invalid-choice``) a value outside its set in :data:`CHOICES`, and a bad ``$HFTLAB_PROGRESS``
+    (which overrides ``output.progress``)."""
+    given = [(key, config_value(run, key)) for key in CHOICES]
+    env = os.environ.get(PROGRESS_ENV)
+    if env is not None:
+        given.append((PROGRESS_ENV, env))
+    for key, value in given:
+        allowed = CHOICES.get(key, CHOICES["output.progress"])
+        items = list(value) if isinstance(value, list | tuple) else [value]
+        plain = [v.value if isinstance(v, enum.Enum) else v for v in items]
+        if not items or any(v not in allowed for v in plain):
+            what = "a non-empty list of values" if isinstance(value, list | tuple) else "a value"
+            shown = plain if isinstance(value, list | tuple) else plain[0]
+            raise ConfigError(f"{shown!r} is not {what} from {list(allowed)}", key=key, rule="invalid-choice")
+
+
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
+def check_int64(config: Any, prefix: str = "") -> None:
+    """Refuse (``integer-out-of-range``) an integer anywhere in a config dataclass tree (strategy
+    parameters and list items included) that int64 cannot hold: the compiled engine reads every integer
+    as int64, and a larger one failed deep inside a run."""
+    for f in dataclasses.fields(config):
+        key = f"{prefix}.{f.name}" if prefix else f.name
+        value = getattr(config, f.name)
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            check_int64(value, key)
+            continue
+        items = enumerate(value) if isinstance(value, list | tuple) else [(None, value)]
+        for i, item in items:
+            if isinstance(item, int) and not isinstance(item, bool) and not INT64_MIN <= item <= INT64_MAX:
+                raise ConfigError(
+                    f"{item} does not fit a 64-bit integer ({INT64_MIN} .. {INT64_MAX})",
+                    key=key if i is None else f"{key}[{i}]",
+                    rule="integer-out-of-range",
+                )
+
+
+#: Options that size what a run allocates, with the most each may ask for on any machine (``inf``, where a
+#: field allows it, means "no limit" and allocates nothing). Beyond these, :func:`check_resources` also
+#: refuses a run whose buffers would need more than :data:`MEMORY_SHARE` of this machine's memory.
+RESOURCE_LIMITS: dict[str, tuple[float, str]] = {
+    "runtime.max_orders": (1_000_000, "orders a strategy may want at once, and 4x as many live orders"),
+    "runtime.trade_buffer": (100_000_000, "recent trades in the strategy's view"),
+    "runtime.book_levels": (1_000_000, "book levels per side in the strategy's view"),
+    "runtime.initial_capacity": (1_000_000_000, "rows per record table before growing"),
+    "execution.max_actions_per_second": (1_000_000_000, "request times kept for a 1 s window; inf means no limit"),
+    "venue.last_trades_capacity": (100_000_000, "trades hftbacktest keeps per step"),
+    "venue.roi_margin": (1.0, "hftbacktest's price vector padded by this fraction of the mid price per side"),
+}
+#: Most of the machine's memory one run's buffers may take.
+MEMORY_SHARE = 0.5
+
+
+def machine_memory() -> int | None:
+    """Bytes of memory this process may use: physical memory, or a smaller cgroup (container) limit;
+    None where neither can be read."""
+    try:
+        total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, OSError, ValueError):
+        return None
+    try:
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+    except OSError:
+        return total
+    return min(total, int(limit)) if limit.isdigit() else total
+
+
+def resource_bytes(run: RunConfig) -> dict[str, int]:
+    """Estimated bytes a run allocates for each option of :data:`RESOURCE_LIMITS` that sizes memory
+    (an upper bound: record tables at twice what one evaluation step may append)."""
+    from hftlab.runtime.lifecycle import LIVE_DTYPE, PLAN_DTYPE
+    from hftlab.runtime.records import FILL_DTYPE, TABLES
+
+    rt = run.runtime
+    record_row = sum(dtype.itemsize for dtype in TABLES.values())
+    # new_orders: live, step fills and visible x4; plan x5; wanted, accepted, rules, order_idx
+    per_order = 4 * (LIVE_DTYPE.itemsize + FILL_DTYPE.itemsize + 24) + 5 * PLAN_DTYPE.itemsize + 50
+    rows_per_step = 19 * rt.max_orders + 8  # lifecycle.rows_per_step: 4 x live + 3 x wanted + 8
+    rate = run.execution.max_actions_per_second
+    return {
+        "runtime.max_orders": rt.max_orders * per_order + 2 * rows_per_step * record_row,
+        "runtime.initial_capacity": rt.initial_capacity * record_row,
+        "runtime.trade_buffer": 2 * 32 * rt.trade_buffer,  # the loop's view and the strategy's
+        "runtime.book_levels": 2 * 32 * rt.book_levels,
+        "execution.max_actions_per_second": 0 if math.isinf(rate) else 8 * int(rate),
+        "venue.last_trades_capacity": 64 * run.venue.last_trades_capacity,  # hftbacktest's 64-byte events
+    }
+
+
+def check_resources(run: RunConfig) -> None:
+    """Refuse, before anything is allocated, an option of :data:`RESOURCE_LIMITS` above its limit
+    (``resource-limit``) or a run whose buffers would take more than :data:`MEMORY_SHARE` of
+    :func:`machine_memory` (``memory-limit``, naming the option that asks for the most)."""
+    for key, (limit, what) in RESOURCE_LIMITS.items():
+        value = config_value(run, key)
+        if value > limit and not (math.isinf(value) and key == "execution.max_actions_per_second"):
+            raise ConfigError(f"{value:,} is above the limit {limit:,.0f}: {what}", key=key, rule="resource-limit")
+    memory = machine_memory()
+    if memory is None:
+        return
+    need = resource_bytes(run)
+    total = sum(need.values())
+    if total > MEMORY_SHARE * memory:
+        key = max(need, key=need.__getitem__)
+        raise ConfigError(
+            f"{config_value(run, key)!r} makes the run's buffers need ~{_gib(total)} ({_gib(need[key])} for "
+            f"this option), more than {MEMORY_SHARE:.0%} of this machine's {_gib(memory)} of memory",
+            key=key,
+            rule="memory-limit",
+        )
+
+
+def _gib(n: int) -> str:
+    return f"{n / 2**30:.3g} GiB"
+
+
+def composition_error(exc: BaseException) -> ConfigError:
+    """A Hydra or OmegaConf error (unknown key, wrong type, value outside an enum, unknown config group
+    option, override syntax) as one :class:`ConfigError` ``<key>: [<rule>] <message>``."""
+    from hydra.errors import MissingConfigException, OverrideParseException
+    from omegaconf.errors import ConfigAttributeError, ConfigKeyError
+
+    cause = exc if isinstance(exc, OmegaConfBaseException) else exc.__cause__
+    key = str(getattr(cause, "full_key", None) or getattr(exc, "full_key", None) or "")
+    lines = [_first_line(e) for e in (cause, exc) if e is not None and _first_line(e)]
+    detail = lines[0] if lines else type(exc).__name__
+    if len(lines) > 1 and lines[1] != detail:
+        detail += f" ({lines[1]})"
+    if isinstance(exc, OverrideParseException):
+        return ConfigError(detail, key=key or "overrides", rule="override-syntax")
+    if isinstance(exc, MissingConfigException):
+        group = (exc.missing_cfg_file or "").rpartition("/")[0]
+        options = f"; available: {', '.join(exc.options)}" if exc.options else ""
+        return ConfigError(detail + options, key=group or "defaults", rule="unknown-option")
+    if isinstance(cause, ConfigKeyError | ConfigAttributeError):
+        return ConfigError(detail, key=key or "overrides", rule="unknown-key")
+    if "expected one of" in detail:
+        return ConfigError(detail, key=key, rule="invalid-choice")
+    return ConfigError(detail, key=key or "config", rule="wrong-type" if key else "invalid-config")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0].strip() if text else ""
