@@ -185,6 +185,13 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("results_dir", help="results/<experiment>")
     status.set_defaults(func=_cmd_status)
 
+    chk = sub.add_parser("check", help="verify results and datasets before trusting them (exit 1 naming each problem)")
+    chk.add_argument("--results", type=Path, default=Path("results"), help="results folder (default: results)")
+    chk.add_argument("--full", action="store_true", help="also re-hash every dataset's rows into its version")
+    chk.add_argument("--dvc-cache", type=Path, nargs="?", const=Path(".dvc/cache"), default=None,
+                     help="also check that every DVC cache object hashes to its name (default folder .dvc/cache)")  # fmt: skip
+    chk.set_defaults(func=_cmd_check)
+
     lst = dsub.add_parser("list", help="list promoted datasets")
     lst.add_argument("--json", action="store_true", help="JSON array: id, version, rows, start, end, ...")
     lst.set_defaults(func=_cmd_list)
@@ -279,6 +286,18 @@ def _cmd_status(args: argparse.Namespace) -> int:
     complete = manifest.is_complete(m)
     print("complete" if complete else "NOT complete")
     return 0 if complete else 1
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    from hftlab.integrity import check
+
+    found = check(args.results, Catalog(args.root), full=args.full, dvc_cache=args.dvc_cache)
+    for problem in found.problems:
+        print(f"FAILED: {problem}", file=sys.stderr)
+    cache = f", {found.objects} DVC cache objects" if args.dvc_cache is not None else ""
+    verdict = f"{len(found.problems)} problems" if found.problems else "ok"
+    print(f"{verdict}: {found.runs} run directories, {found.datasets} dataset versions{cache} checked")
+    return 1 if found.problems else 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -9,12 +9,17 @@ for hashing), non-finite floats as the strings ``"inf"``/``"-inf"``/``"nan"``, e
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import enum
+import errno
 import fcntl
+import hashlib
 import json
 import math
 import os
+import platform
+import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -90,3 +95,82 @@ def lock_file(path: Path, *, exclusive: bool, wait: bool = True) -> int | None:
         os.close(fd)
         raise
     return fd
+
+
+def sha256_file(path: Path) -> str:
+    """The sha256 hex digest of a file's bytes, read in chunks."""
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+def remove_stale_temps(folder: Path, name: str) -> int:
+    """Remove the temporary files :func:`atomic_write` left for ``folder/name`` in processes that were killed
+    (``.name.tmp-<pid>-*`` of a pid no longer running); how many were removed."""
+    removed = 0
+    for tmp in folder.glob(f".{name}.tmp-*"):
+        pid = tmp.name[len(name) + 6 :].split("-", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not process_alive(int(pid)):
+            tmp.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
+def exchange_paths(a: Path, b: Path) -> bool:
+    """Swap two existing paths atomically (Linux ``renameat2(RENAME_EXCHANGE)``): a reader sees one or the
+    other, never neither. False where the system or filesystem cannot (then nothing changed)."""
+    libc = _libc()
+    fn = getattr(libc, "renameat2", None) if libc is not None else None
+    if fn is None:
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    if fn(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+        return False
+    raise OSError(err, os.strerror(err), str(a), None, str(b))
+
+
+def _libc() -> ctypes.CDLL | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return None
+
+
+def process_start(pid: int) -> str | None:
+    """When process ``pid`` started (clock ticks since boot, from ``/proc``): with the pid, it names one
+    process even after pids are reused. None where ``/proc`` is absent or the process is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+def boot_id() -> str:
+    """This machine's current boot (``/proc/sys/kernel/random/boot_id``; the host name where absent): pids
+    and process start times mean something only on the same boot."""
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return platform.node()
+
+
+def process_token(pid: int | None = None) -> dict[str, Any]:
+    """What identifies a running process (default: this one) across pid reuse: pid, start time, boot."""
+    pid = os.getpid() if pid is None else pid
+    return {"pid": pid, "start": process_start(pid), "boot": boot_id()}
+
+
+def token_alive(token: dict[str, Any]) -> bool:
+    """Whether the process a :func:`process_token` names still runs. A process of another machine (or boot)
+    cannot be checked from here: it counts as running."""
+    if token.get("boot") != boot_id():
+        return True
+    pid = int(token["pid"])
+    if token.get("start") is None:
+        return process_alive(pid)
+    return process_start(pid) == token["start"]

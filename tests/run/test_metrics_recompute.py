@@ -7,13 +7,18 @@ import hashlib
 import json
 from pathlib import Path
 
-import pytest
-
 import hftlab.metrics
 import hftlab.run.execute
 from hftlab import compose_runs, execute, prepare
 from hftlab.metrics import compute_metrics
-from hftlab.run.results import METRICS_DEFINITION_FILE, METRICS_FILE, RECORDS_DIR, RUN_FILE, read_records
+from hftlab.run.results import (
+    METRICS_DEFINITION_FILE,
+    METRICS_FILE,
+    RECORDS_DIR,
+    RUN_FILE,
+    check_complete,
+    read_records,
+)
 from tests.run.test_run_e2e import make_project
 
 
@@ -50,17 +55,25 @@ def test_a_new_metric_is_computed_for_existing_runs_without_a_backtest(tmp_path,
     assert "a-new-metric" == json.loads((run_dir / METRICS_DEFINITION_FILE).read_text())["code_sha256"]
     assert kept == {p.name: digest(p) for p in [run_dir / RUN_FILE, *sorted((run_dir / RECORDS_DIR).iterdir())]}
 
+    assert [] == check_complete(run_dir)  # content.json follows the recomputed metrics
     third = execute(prepare(config, project))  # now current: nothing to recompute
     assert (third.cached, third.metrics_recomputed) == (True, False)
 
 
-def test_a_run_without_stored_account_cannot_recompute_and_says_so(tmp_path, monkeypatch):
+def test_a_run_without_stored_account_is_executed_again(tmp_path, monkeypatch, capfd):
+    """A run directory missing its account table is not complete (its content.json lists it): instead of
+    failing to recompute its metrics, the run executes again, saying why, and gets the same bytes."""
     make_project(tmp_path / "p")
     monkeypatch.chdir(tmp_path)
     project = Path("p")  # relative, as a user types it
     (config,) = compose_runs([["strategy=grid"]], project)
     run_dir = execute(prepare(config, project)).path
-    (run_dir / RECORDS_DIR / "account.parquet").unlink()
+    account = run_dir / RECORDS_DIR / "account.parquet"
+    before = digest(account)
+    account.unlink()
     monkeypatch.setattr(hftlab.metrics, "metrics_code_sha256", lambda: "other")
-    with pytest.raises(hftlab.StorageError, match=r"no records/account.parquet .* delete the directory"):
-        execute(prepare(config, project))
+    capfd.readouterr()
+    again = execute(prepare(config, project))
+    assert not again.cached and again.path == run_dir
+    assert f"run {run_dir.name}: records/account.parquet is missing: re-executing" in capfd.readouterr().err
+    assert before == digest(account) and [] == check_complete(run_dir)

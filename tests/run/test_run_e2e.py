@@ -71,7 +71,7 @@ def test_run_writes_one_complete_run_directory(two_clones):
     assert ["default"] == [p.name for p in (a / "results").iterdir()]
     assert [run_a.name] == [p.name for p in (a / "results" / "default" / "runs").iterdir()]
     assert [
-        "metrics.json", "metrics_definition.json", "records/account.parquet", "records/dispatch.parquet",
+        "content.json", "metrics.json", "metrics_definition.json", "records/account.parquet", "records/dispatch.parquet",
         "records/fills.parquet", "records/orders.parquet",
         "records/risk.parquet", "records/state.parquet", "records/throttles.parquet", "run.json",
         "warnings.json",
@@ -118,7 +118,7 @@ def test_reproduce_passes_then_refuses_changed_strategy_and_missing_dataset(two_
     _, b, _, run_b = two_clones
     out = hftlab(b, "reproduce", str(run_b))
     assert "reproduced: every deterministic file matches" in out.stdout
-    assert 11 == out.stdout.count("match: ")
+    assert 12 == out.stdout.count("match: ")  # content.json included
     definition = json.loads((run_b / "run.json").read_text())
     source = b / "strategies" / "grid.py"
     source.write_text(source.read_text() + "\n# an edited line\n")

@@ -17,11 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from numba.core import event as numba_event
 
 from hftlab.errors import HftlabError, writing
 from hftlab.feed import FeedData, Window, load_events
 from hftlab.files import jsonable
+from hftlab.hftbacktest_types import EVENT_DTYPE
 from hftlab.jit import PYTHON_MODE
 from hftlab.metrics import MetricsConfig, compute_metrics, metrics_definition
 from hftlab.run.definition import build_definition, run_id
@@ -29,22 +31,24 @@ from hftlab.run.results import (
     METRICS_FILE,
     RECORDS_DIR,
     Metrics,
+    check_complete,
     clean_partial,
-    is_complete,
     new_run_dir,
     read_records,
     replace_metrics,
+    restore_pruned,
     runs_dir,
     stored_metrics_definition,
     write_run,
 )
 from hftlab.run.schema import RunConfig, run_config
 from hftlab.runtime.progress import CompileNotice, RunProgress
-from hftlab.runtime.runner import compile_seconds, run_backtest
+from hftlab.runtime.runner import compile_seconds, run_backtest, warm
 from hftlab.runtime.strategy import Strategy, load_strategy
 from hftlab.storage.catalog import Catalog, Dataset
 from hftlab.venue.config import VenueConfig
 from hftlab.venue.simulated import fed_feeds
+from hftlab.watchdog import supervised
 
 
 @dataclass(frozen=True)
@@ -89,22 +93,45 @@ def prepare(config: RunConfig, project_dir: Path, *, results_dir: Path | None = 
     return PreparedRun(config, strategy, params, dataset, venue, definition, rid, project_dir, runs / rid)
 
 
-def execute(prepared: PreparedRun, *, force: bool = False) -> RunResult:
+def execute(prepared: PreparedRun, *, force: bool = False, watched: bool = False) -> RunResult:
     """Run one backtest unless complete results for its run id exist (the content-addressed run cache).
 
-    A complete run whose metrics were computed by other metrics code gets them recomputed from its
-    stored records (no backtest)."""
+    Complete means proven so (:func:`~hftlab.run.results.check_complete`: every file as its ``content.json``
+    records it); a run directory that is not is executed again, saying why on stderr, and replaced; a run
+    that pruning moved aside is restored. A complete run whose metrics were computed by other metrics code gets them recomputed from its
+    stored records (no backtest). With ``watched`` (as the command line runs), the backtest runs in a
+    child process under the run watchdog (:mod:`hftlab.watchdog`): stopped at its limits (``watchdog.*``)
+    or on Ctrl-C, which compiled code would otherwise hold off until it returns."""
     target = prepared.run_dir
-    if is_complete(target) and not force:
+    if not force and _cached(prepared):
         recomputed = refresh_metrics(target, prepared.config.metrics)
         return RunResult(prepared.run_id, target, True, target / METRICS_FILE, recomputed)
     with writing(target.parent):
         clean_partial(target.parent)
         if prepared.config.runtime.debug and not PYTHON_MODE:
             _execute_in_python_mode(prepared, force)
+        elif watched:
+            _execute_watched(prepared)
         else:
             _execute_here(prepared)
     return RunResult(prepared.run_id, target, False, target / METRICS_FILE)
+
+
+def _cached(prepared: PreparedRun) -> bool:
+    """Whether the run directory is complete (restored first if pruning moved it aside); says why not on
+    stderr when a directory is there but is not complete."""
+    target, rid = prepared.run_dir, prepared.run_id
+    if not target.exists():
+        source = restore_pruned(target)
+        if source is not None:
+            print(f"run {rid}: restored from {source} (moved aside by an earlier prune)", file=sys.stderr, flush=True)
+    if not target.exists():
+        return False
+    problems = check_complete(target)
+    if problems:
+        more = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
+        print(f"run {rid}: {problems[0]}{more}: re-executing", file=sys.stderr, flush=True)
+    return not problems
 
 
 def refresh_metrics(run_dir: Path, config: MetricsConfig) -> bool:
@@ -156,6 +183,19 @@ def _execute_here(prepared: PreparedRun) -> None:
         write_run(prepared.run_dir, prepared.definition, out, metrics, telemetry, list(fed.warnings), tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)  # renamed into place unless something failed
+
+
+def _execute_watched(prepared: PreparedRun) -> None:
+    """:func:`_execute_here` in a child process the watchdog stops when it stalls or overruns; the compiled
+    code is loaded here first (from a stand-in stream of one event), so the child inherits it."""
+    config = prepared.config
+    tick = prepared.dataset.manifest.instrument.tick_size
+    empty = np.zeros(0, EVENT_DTYPE)
+    stand_in = FeedData(prepared.dataset, np.zeros(1, EVENT_DTYPE), empty, 0, 1, tuple(config.dataset.feeds),
+                        book_px=(tick, 2 * tick))  # fmt: skip
+    warm(stand_in, prepared.strategy, prepared.params, prepared.venue, config.risk, config.execution, config.runtime)
+    runs = prepared.run_dir.parent
+    supervised(lambda: _execute_here(prepared), f"run {prepared.run_id}", config.watchdog, lambda: clean_partial(runs))
 
 
 def feed(dataset: Dataset, window: Window) -> FeedData:

@@ -8,15 +8,25 @@
 - ``records/{orders,fills,dispatch,risk,throttles,state}.parquet``: execution records (Execution
   Record Storage), and ``records/account.parquet``: the final account (one row);
 - ``telemetry.json``: wall time, events/s, peak memory, compile time, host: measurements, never
-  compared or hashed with the deterministic files.
+  compared or hashed with the deterministic files;
+- ``content.json``: every other file's relative path, size and sha256 (not telemetry: it is measured, and
+  DVC does not track it), written last.
 
 A run directory is written under a temporary name in the same folder and renamed into place, so a run
-killed at any point leaves no directory that looks complete; a directory named by a run id is complete.
-JSON is written with sorted keys; Parquet with fixed writer options and no timestamps.
+killed at any point leaves no directory that looks complete. Complete is proven, not assumed: a run
+directory is complete only when its ``content.json`` exists and every file it lists is there with its
+recorded size and sha256, and no other file is (:func:`check_complete`); anything else (a hand-edited
+metric, a deleted record table, a directory from before ``content.json``) is executed again and replaced
+atomically. JSON is written with sorted keys; Parquet with fixed writer options and no timestamps.
+
+Pruning moves run directories aside into ``<results>/<experiment>/.pruned/`` (ignored by git, outside
+DVC's outputs) rather than deleting them; a run needed again is restored from there (:func:`restore_pruned`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
 import shutil
@@ -30,7 +40,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from hftlab.errors import StorageError
-from hftlab.files import atomic_write, pretty_json, process_alive
+from hftlab.files import atomic_write, exchange_paths, pretty_json, process_alive, sha256_file
 from hftlab.metrics import Records
 from hftlab.runtime.record_files import StoredTables, write_table
 
@@ -42,7 +52,15 @@ ACCOUNT_FILE = "account.parquet"
 TELEMETRY_FILE = "telemetry.json"
 WARNINGS_FILE = "warnings.json"
 RECORDS_DIR = "records"
+#: Every other file of a run directory but telemetry, with its size and sha256: written last.
+CONTENT_FILE = "content.json"
+#: Where pruning moves run directories, in the experiment directory (ignored by git, outside DVC's outputs).
+PRUNED_DIR = ".pruned"
 _TMP_PREFIX = ".tmp-"
+#: Files a run directory holds that content.json does not list.
+_UNLISTED = (TELEMETRY_FILE, CONTENT_FILE)
+#: Files every complete run directory has (a content.json that omits one is not trusted).
+_REQUIRED = (RUN_FILE, METRICS_FILE, METRICS_DEFINITION_FILE, f"{RECORDS_DIR}/{ACCOUNT_FILE}", WARNINGS_FILE)
 
 
 def runs_dir(results_dir: Path, experiment: str) -> Path:
@@ -50,8 +68,57 @@ def runs_dir(results_dir: Path, experiment: str) -> Path:
 
 
 def is_complete(run_dir: Path) -> bool:
-    """A run directory under its final name holds a complete result (it only appears by rename)."""
-    return run_dir.is_dir() and not run_dir.name.startswith(_TMP_PREFIX) and (run_dir / RUN_FILE).is_file()
+    """Whether ``run_dir`` is a complete run directory (:func:`check_complete` finds nothing wrong)."""
+    return not check_complete(run_dir)
+
+
+def check_complete(run_dir: Path) -> list[str]:
+    """Why ``run_dir`` is not a complete run directory, one line per problem; empty when it is complete:
+    its ``content.json`` exists and every file it lists is present with its recorded size and sha256, and
+    no file it does not list is there (but ``telemetry.json``). Every file is read and hashed."""
+    if not run_dir.is_dir():
+        return ["no such run directory"]
+    if run_dir.name.startswith(_TMP_PREFIX):
+        return ["a temporary directory (a run being written, or killed while it was)"]
+    try:
+        listed = _listed(json.loads((run_dir / CONTENT_FILE).read_text()))
+    except FileNotFoundError:
+        return [f"no {CONTENT_FILE} (written last: the run was interrupted, or is from an hftlab that did not "
+                "record its content), so its files cannot be verified"]  # fmt: skip
+    except (ValueError, TypeError, KeyError):
+        return [f"{CONTENT_FILE} is not a content list written by hftlab"]
+    problems = [f"{rel} is not recorded in {CONTENT_FILE}" for rel in _REQUIRED if rel not in listed]
+    for rel, (size, digest) in sorted(listed.items()):
+        path = run_dir / rel
+        if not path.is_file():
+            problems.append(f"{rel} is missing")
+        elif path.stat().st_size != size:
+            problems.append(f"{rel} has {path.stat().st_size} bytes, not the {size} recorded (truncated or edited?)")
+        elif sha256_file(path) != digest:
+            problems.append(f"{rel} does not match its recorded sha256 (edited?)")
+    problems += [
+        f"{rel} is not in {CONTENT_FILE} (added afterwards?)" for rel in _content_files(run_dir) if rel not in listed
+    ]
+    return problems
+
+
+def _listed(content: Any) -> dict[str, tuple[int, str]]:
+    files = content["files"]
+    if not isinstance(files, dict):
+        raise TypeError("files")
+    return {str(rel): (int(e["bytes"]), str(e["sha256"])) for rel, e in files.items()}
+
+
+def _content_files(run_dir: Path) -> list[str]:
+    """The files content.json lists: every file of the run directory but telemetry and itself."""
+    return [rel for rel in deterministic_files(run_dir) if rel not in _UNLISTED]
+
+
+def write_content(run_dir: Path) -> None:
+    """Write ``content.json`` (every other file but telemetry: path, size, sha256), atomically; call it last."""
+    files = {rel: {"bytes": (run_dir / rel).stat().st_size, "sha256": sha256_file(run_dir / rel)}
+             for rel in _content_files(run_dir)}  # fmt: skip
+    atomic_write(run_dir / CONTENT_FILE, pretty_json({"files": files}))
 
 
 def new_run_dir(target: Path) -> Path:
@@ -63,7 +130,8 @@ def new_run_dir(target: Path) -> Path:
 
 
 def deterministic_files(run_dir: Path) -> list[str]:
-    """Relative paths of the files whose bytes must reproduce exactly (everything but telemetry)."""
+    """Relative paths of the files whose bytes must reproduce exactly (everything but telemetry, including
+    ``content.json``)."""
     return sorted(
         p.relative_to(run_dir).as_posix() for p in run_dir.rglob("*") if p.is_file() and p.name != TELEMETRY_FILE
     )
@@ -97,16 +165,38 @@ def write_run(
         write_table(tmp / RECORDS_DIR / ACCOUNT_FILE, _account_row(records.account))
         (tmp / TELEMETRY_FILE).write_text(pretty_json(telemetry))
         (tmp / WARNINGS_FILE).write_text(pretty_json(list(warnings or [])))
-        try:
-            os.rename(tmp, target)
-        except OSError:
-            if is_complete(target):  # another process finished the same run first: identical by definition
-                return False
-            raise
-        return True
+        write_content(tmp)  # last: a directory without it was not written to its end
+        return _move_into_place(tmp, target)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _move_into_place(tmp: Path, target: Path) -> bool:
+    """Rename the written run ``tmp`` to ``target``; an incomplete directory there is replaced atomically
+    (it ends up in ``tmp``, which the caller removes). False when a complete ``target`` was there first."""
+    try:
+        os.rename(tmp, target)
+        return True
+    except OSError as exc:
+        if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+            raise
+    if is_complete(target):  # another process finished the same run first: identical by definition
+        return False
+    if exchange_paths(tmp, target):
+        return True
+    aside = target.parent / f"{_TMP_PREFIX}{target.name}-replaced-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    with contextlib.suppress(FileNotFoundError):
+        os.rename(target, aside)  # no atomic exchange here: a reader may briefly find no directory
+    try:
+        os.rename(tmp, target)
+    except OSError as exc:
+        if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST) or not is_complete(target):
+            raise
+        return False
+    finally:
+        shutil.rmtree(aside, ignore_errors=True)
+    return True
 
 
 @dataclass(frozen=True)
@@ -130,8 +220,10 @@ def stored_metrics_definition(run_dir: Path) -> dict[str, Any] | None:
 
 
 def replace_metrics(run_dir: Path, metrics: Metrics) -> None:
-    """Replace a complete run's metrics (recomputed from its records); the records are not touched."""
+    """Replace a complete run's metrics (recomputed from its records) and its ``content.json``; the records
+    are not touched. Killed in between, the directory no longer checks complete and is executed again."""
     _write_metrics(run_dir, metrics)
+    write_content(run_dir)
 
 
 @dataclass(frozen=True)
@@ -193,3 +285,34 @@ def clean_partial(runs: Path) -> int:
             shutil.rmtree(p, ignore_errors=True)
             removed += 1
     return removed
+
+
+def pruned_dir(experiment_dir: Path) -> Path:
+    """Where pruning moves an experiment's run directories: created with a ``.gitignore`` ignoring it all."""
+    folder = experiment_dir / PRUNED_DIR
+    if not (folder / ".gitignore").is_file():
+        folder.mkdir(parents=True, exist_ok=True)
+        atomic_write(folder / ".gitignore", "# run directories moved aside by pruning: never tracked\n*\n")
+    return folder
+
+
+def move_aside(run_dir: Path) -> Path:
+    """Move a run directory into its experiment's :func:`pruned_dir` (an older copy there is replaced)."""
+    dest = pruned_dir(run_dir.parent.parent) / run_dir.name
+    if dest.exists():
+        shutil.rmtree(dest)
+    os.rename(run_dir, dest)
+    return dest
+
+
+def restore_pruned(run_dir: Path) -> Path | None:
+    """Move a complete run directory that pruning moved aside back to ``run_dir`` (absent); where it was,
+    or None when there is no complete one."""
+    source = run_dir.parent.parent / PRUNED_DIR / run_dir.name
+    if not source.is_dir() or check_complete(source):
+        return None
+    try:
+        os.rename(source, run_dir)
+    except OSError:  # another process restored or wrote it first
+        return None
+    return source

@@ -58,7 +58,7 @@ def execute_composed(cfg: DictConfig) -> RunResult:
     from hftlab.run.schema import run_config
 
     project = project_dir()
-    return execute(prepare(run_config(cfg, project / "strategies"), project))
+    return execute(prepare(run_config(cfg, project / "strategies"), project), watched=True)
 
 
 def run_job(cfg: DictConfig) -> RunResult | None:
@@ -74,6 +74,9 @@ def run_job(cfg: DictConfig) -> RunResult | None:
     overrides = list(hc.overrides.task)
     exp_dir = experiment_dir(cfg)
     if multirun:
+        from hftlab.sweep.lifetime import follow_sweep
+
+        follow_sweep()  # a worker of a parallel launcher dies with the sweep's main process
         manifest.set_status(exp_dir, overrides, "running")
     try:
         result = execute_composed(cfg)
@@ -158,21 +161,26 @@ def params_overrides(params: dict[str, Any]) -> list[str]:
 def run_from_params(params_file: Path, experiment_name: str, metrics_out: Path | None) -> int:
     """One run: conf/ composed with the overrides in ``params_file`` (what ``dvc exp run -S`` edits)."""
     import shutil
+    import time
 
     import yaml
 
     from hftlab.run.execute import execute, prepare
+    from hftlab.run.results import pruned_dir
 
     project = project_dir()
     params = yaml.safe_load(params_file.read_text()) or {}
     overrides = [*params_overrides(params), f"experiment_name={experiment_name}"]
     (config,) = compose_runs([overrides], project)
+    started = time.time()
     result = execute(prepare(config, project))
     state = "cached (complete results exist)" if result.cached else "done"
     print(f"run {result.run_id}: {state}: {shown(result.path)} [{' '.join(overrides)}]")
     from hftlab.sweep import manifest
 
-    manifest.prune_runs(result.path.parent.parent, {"runs": [{"run_id": result.run_id}]})
+    moved = manifest.prune_runs(result.path.parent.parent, {result.run_id}, started)
+    if moved:
+        print(f"moved {len(moved)} other run directories aside to {shown(pruned_dir(result.path.parent.parent))}")
     if metrics_out is not None:
         metrics_out.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(result.metrics_path, metrics_out)

@@ -8,7 +8,8 @@ after the first run pays the start once per sweep, and workers start in millisec
 2M events on 2 cores: 8.2 s against 9.6 s for joblib, 11.0 s serial). Workers are reused for all
 remaining jobs.
 
-Linux only (``fork`` start method). Jobs that run a strategy the parent has not loaded load it in the
+Linux only (``fork`` start method). Workers die with the launching process, even after its ``kill -9``
+(:mod:`hftlab.sweep.lifetime`). Jobs that run a strategy the parent has not loaded load it in the
 worker, once per worker. The sweep's results are the same bytes whatever the launcher: each job is run
 exactly as Hydra's basic launcher runs it (:func:`run_one`: the job's sweep config, ``hydra.job.id`` and
 ``hydra.job.num`` set to the job's index, then Hydra's public ``run_job``), in the parent or in a worker
@@ -38,6 +39,7 @@ from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from hftlab.errors import ConfigError
+from hftlab.sweep.lifetime import die_with_parent
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +146,10 @@ class ForkLauncher(Launcher):
         _INHERITED["launcher"] = self
         try:
             context = multiprocessing.get_context("fork")
-            with ProcessPoolExecutor(workers, mp_context=context) as pool:  # a dead worker raises, never hangs
+            # each worker dies with this process (kill -9 of the sweep included), see hftlab.sweep.lifetime
+            with ProcessPoolExecutor(
+                workers, mp_context=context, initializer=die_with_parent, initargs=(os.getpid(),)
+            ) as pool:  # a dead worker raises, never hangs
                 return list(pool.map(_run_in_worker, jobs))
         except BrokenProcessPool as exc:
             raise RuntimeError(

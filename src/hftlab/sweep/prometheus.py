@@ -31,7 +31,7 @@ class SweepCollector:
         self.experiment_dir, self.experiment = experiment_dir, experiment
 
     def collect(self) -> Iterator[Metric]:
-        m = manifest.read(self.experiment_dir) or {"runs": []}
+        m = manifest.read(self.experiment_dir, verify=False) or {"runs": []}  # live progress: no hashing per scrape
         runs = GaugeMetricFamily("hftlab_sweep_runs", "Runs of the sweep by status.", labels=["experiment", "status"])
         for status, n in manifest.counts(m).items():
             if status in manifest.STATUSES:

@@ -1,8 +1,11 @@
 """Sweep summary: one row per grid point (parameters + metrics), and the best run per chosen metric.
 
-Written to ``results/<experiment>/summary.parquet``, ``summary.csv`` and ``summary.json``. Rows are in
-grid-point order (sorted overrides) and contain no timing, so the files are deterministic for a given
-set of results.
+Written to ``results/<experiment>/summary.parquet``, ``summary.csv`` and ``summary.json``, each whole in
+memory, then to a temporary file in the same folder renamed over the old one: a sweep killed while writing
+leaves the previous file readable (temporary files of killed writers are removed by the next write). Rows
+are in grid-point order (sorted overrides) and contain no timing, so the files are deterministic for a
+given set of results. Metrics come only from points whose run directory was verified complete (the
+manifest as :func:`hftlab.sweep.manifest.read` or ``finish_sweep`` give it).
 """
 
 from __future__ import annotations
@@ -16,12 +19,13 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from hftlab.files import atomic_write, write_json
+from hftlab.files import atomic_write, remove_stale_temps, write_json
 from hftlab.metrics.overfitting import deflated_sharpe
 from hftlab.ranking import best_index, goal, rankable
 from hftlab.run.results import METRICS_FILE, runs_dir
 from hftlab.sweep.manifest import FINISHED, counts
 
+SUMMARY_FILES = ("summary.parquet", "summary.csv", "summary.json")
 #: Overrides that choose where results go, not what a run does: not parameter columns.
 _NOT_PARAMS = ("experiment", "sweep.", "hydra", "output.")
 
@@ -38,6 +42,8 @@ def override_value(text: str) -> Any:
 
 
 def summary_rows(experiment_dir: Path, manifest: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per point of ``manifest`` (verified: see the module doc): run id, status, error, parameters,
+    and the metrics of finished points."""
     rows = []
     for r in manifest["runs"]:
         # "done" and "cached" both mean complete: which one depends on history, not on the results.
@@ -88,6 +94,9 @@ def overfitting(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
 
 
 def write_summary(experiment_dir: Path, manifest: dict[str, Any], best_by: list[str]) -> dict[str, Any]:
+    """Write the summary files of a verified ``manifest``, each atomically; the ``summary.json`` data."""
+    for name in SUMMARY_FILES:
+        remove_stale_temps(experiment_dir, name)
     rows = summary_rows(experiment_dir, manifest)
     columns: list[str] = []
     for row in rows:
