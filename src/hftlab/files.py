@@ -71,14 +71,18 @@ def write_json(path: Path, data: Any) -> None:
 
 
 def process_alive(pid: int) -> bool:
-    """Whether a process ``pid`` runs on this machine (another user's counts as running)."""
+    """Whether a process ``pid`` runs on this machine (another user's counts as running; a zombie, dead but
+    not reaped, e.g. a killed run's orphan under an init that does not reap, does not)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):  # no /proc (not Linux): kill(0) said it exists
+        return True
 
 
 def lock_file(path: Path, *, exclusive: bool, wait: bool = True) -> int | None:

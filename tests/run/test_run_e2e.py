@@ -158,12 +158,15 @@ def test_kill_during_a_run_leaves_nothing_complete_and_next_run_succeeds(tmp_pat
     project = make_project(tmp_path / "p", [*SYNTH[:-4], "--days", "0.05", "--events-per-second", "40"])
     runs = project / "results" / "default" / "runs"
     env = {**os.environ, "DVC_NO_ANALYTICS": "1", "HFTLAB_PROJECT": str(project)}
-    proc = subprocess.Popen([HFTLAB, "run"], cwd=project, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [HFTLAB, "run"], cwd=project, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )  # fmt: skip
     killed_while_writing = False
     deadline = time.monotonic() + 120
     while proc.poll() is None and time.monotonic() < deadline:
         if runs.is_dir() and any(p.name.startswith(".tmp-") for p in runs.iterdir()):
-            os.kill(proc.pid, signal.SIGKILL)
+            os.killpg(proc.pid, signal.SIGKILL)  # the command and the watched process writing the run
             killed_while_writing = True
             break
         time.sleep(0.0005)
