@@ -93,6 +93,7 @@ def test_a_window_across_midnight_equals_the_concatenated_import_where_correctio
     assert fills["trades"] > 10, fills
     a, b = _digests(forced), _digests(whole)
     assert a.pop("run.json") != b.pop("run.json")  # it names another dataset id and version
+    assert a.pop("content.json") != b.pop("content.json")  # it lists run.json's hash
     assert "records/fills.parquet" in a and a == b
 
 

@@ -29,6 +29,7 @@ from hftlab.checks import ranged
 from hftlab.errors import HftlabError
 
 _BEAT_EVERY_S = 0.2
+_PR_SET_PDEATHSIG = 1
 _beat_fd: int | None = None
 _last_beat = 0.0
 
@@ -49,6 +50,26 @@ class RunStopped(HftlabError):
     def __init__(self, label: str, rule: str, detail: str) -> None:
         self.rule = rule
         super().__init__(f"{label}: [{rule}] {detail}; stopped by the watchdog, its partial output removed")
+
+
+def die_with_parent(expected_parent: int) -> bool:
+    """Have the kernel SIGKILL this process when its parent exits; exit at once if the parent is no longer
+    ``expected_parent`` (it died before). False where this cannot be done (not Linux)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+        return False
+    if os.getppid() != expected_parent:  # the parent exited before the request: the signal will never come
+        os._exit(1)
+    return True
+
+
+def watched() -> bool:
+    """Whether this process is a watched run's child."""
+    return _beat_fd is not None
 
 
 def beat() -> None:
@@ -104,8 +125,6 @@ def supervised(work: Callable[[], None], label: str, limits: WatchdogConfig, cle
 
 def _child(work: Callable[[], None], parent: int, beats: int, errors: int) -> None:
     global _beat_fd
-    from hftlab.sweep.lifetime import die_with_parent
-
     _beat_fd = beats
     code = 0
     try:

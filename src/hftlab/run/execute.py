@@ -195,7 +195,14 @@ def _execute_watched(prepared: PreparedRun) -> None:
                         book_px=(tick, 2 * tick))  # fmt: skip
     warm(stand_in, prepared.strategy, prepared.params, prepared.venue, config.risk, config.execution, config.runtime)
     runs = prepared.run_dir.parent
-    supervised(lambda: _execute_here(prepared), f"run {prepared.run_id}", config.watchdog, lambda: clean_partial(runs))
+    supervised(
+        lambda: _write_here(prepared, runs), f"run {prepared.run_id}", config.watchdog, lambda: clean_partial(runs)
+    )
+
+
+def _write_here(prepared: PreparedRun, runs: Path) -> None:
+    with writing(runs):  # in the watched child too: a full disk is a one-line error there
+        _execute_here(prepared)
 
 
 def feed(dataset: Dataset, window: Window) -> FeedData:

@@ -16,30 +16,13 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import sys
 
 from hftlab.files import boot_id, process_token, token_alive
+from hftlab.watchdog import die_with_parent
 
 #: The sweep's main process (:func:`~hftlab.files.process_token` as JSON), inherited by its workers.
 SWEEP_ENV = "HFTLAB_SWEEP_PROCESS"
-_PR_SET_PDEATHSIG = 1
 _following = False
-
-
-def die_with_parent(expected_parent: int) -> bool:
-    """Have the kernel SIGKILL this process when its parent exits; exit at once if the parent is no longer
-    ``expected_parent`` (it died before). False where this cannot be done (not Linux)."""
-    if not sys.platform.startswith("linux"):
-        return False
-    import ctypes
-
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
-        return False
-    if os.getppid() != expected_parent:  # the parent exited before the request: the signal will never come
-        os._exit(1)
-    return True
 
 
 def mark_sweep_process() -> None:
