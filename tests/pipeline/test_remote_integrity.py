@@ -16,30 +16,18 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import os
 import shutil
 import stat
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import PROJECT_ROOT
+from tests.pipeline.test_dvc_pipeline import sh
 
 pytestmark = pytest.mark.slow
-BIN = str(Path(sys.executable).parent)
 FILES = {"data.txt": b"hello world data\n", "ok.txt": b"left intact\n"}
 DIR_FILES = {"a.txt": b"first file of the directory\n", "b.txt": b"second file of the directory\n"}
-
-
-def sh(cwd: Path, *cmd: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "DVC_NO_ANALYTICS": "1", "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
-    env.pop("HFTLAB_PROJECT", None)
-    out = subprocess.run(list(cmd), cwd=cwd, capture_output=True, text=True, env=env)
-    if check and out.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} exited {out.returncode}:\n{out.stdout}\n{out.stderr}")
-    return out
 
 
 @functools.cache
