@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from hftlab.run.results import PRUNED_DIR, check_complete
+from hftlab.sweep.manifest import CLOCK_SLACK
 from hftlab.sweep.summary import SUMMARY_FILES, write_summary
 from tests.run.test_run_e2e import HFTLAB, SYNTH, hftlab, make_project
 from tests.sweep.test_sweep_e2e import children
@@ -166,6 +167,11 @@ def test_pruning_moves_runs_aside_and_a_run_needed_again_is_restored(two_sweeps)
     sweeping grid B again restores them instead of executing them."""
     project, _, outs = two_sweeps
     a_ids, b_ids = (set(RUN_LINE.findall(out)) for out, _ in outs)
+    # pruning spares directories changed within CLOCK_SLACK of its start (another process may be writing
+    # them): grid B's runs must be older than that, which a fast machine does not guarantee by itself
+    runs = project / "results" / "both" / "runs"
+    newest = max(max(st.st_mtime, st.st_ctime) for st in (p.stat() for p in runs.iterdir()))
+    time.sleep(max(0.0, newest + CLOCK_SLACK + 0.5 - time.time()))
     alone = hftlab(project, "run", "-m", "experiment_name=both", "sweep.prune=true", *GRID_A)
     assert "3 runs: 0 executed, 3 cached" in alone.stdout
     assert "moved 4 run directories outside the grid aside to results/both/.pruned" in alone.stdout

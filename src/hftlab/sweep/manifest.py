@@ -34,7 +34,7 @@ LOCK = ".lock"
 STATUSES = ("pending", "running", "done", "cached", "failed", "incomplete")
 FINISHED = ("done", "cached")
 #: Run directories changed this long before a pruning sweep started are still spared (coarse file times).
-_CLOCK_SLACK = 2.0
+CLOCK_SLACK = 2.0
 
 
 def point_key(overrides: list[str]) -> str:
@@ -220,7 +220,7 @@ def _prune(experiment_dir: Path, m: dict[str, Any], keep: set[Any], since: float
         if not p.is_dir() or p.name.startswith(".") or p.name in keep:
             continue
         st = p.stat()
-        if max(st.st_mtime, st.st_ctime) >= since - _CLOCK_SLACK:
+        if max(st.st_mtime, st.st_ctime) >= since - CLOCK_SLACK:
             continue
         move_aside(p)
         moved.append(p.name)
