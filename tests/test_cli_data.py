@@ -121,3 +121,23 @@ def test_user_errors_are_one_line_and_bugs_show_a_traceback(tmp_path: Path, monk
     err = capsys.readouterr().err
     assert "Traceback (most recent call last)" in err and "KeyError: 'oops'" in err
     assert "this is a bug in hftlab" in err
+
+
+def test_a_bug_in_a_single_run_is_reported_once(tmp_path: Path, monkeypatch, capsys):
+    """``hftlab run`` hitting a bug (not a user error): one traceback, one 'this is a bug' line, exit 3."""
+    from hftlab import cli
+    from hftlab.sweep import app
+    from tests.run.test_run_e2e import make_project
+
+    project = make_project(tmp_path / "p")
+
+    def bug(cfg):
+        raise KeyError("oops")
+
+    monkeypatch.setattr(app, "execute_composed", bug)
+    monkeypatch.setenv("HFTLAB_PROJECT", str(project))
+    monkeypatch.chdir(project)
+    assert 3 == cli.main(["run"])
+    err = capsys.readouterr().err
+    assert 1 == err.count("Traceback (most recent call last)") and 1 == err.count("KeyError: 'oops'"), err
+    assert 1 == err.count("this is a bug in hftlab"), err

@@ -1,6 +1,7 @@
 """kill -9 at named points (:mod:`hftlab.faults`), in real processes: the killed command leaves nothing
 that looks complete, and the same command again executes only what is missing and ends with the bytes of
-an uninterrupted one."""
+an uninterrupted one. Points: an import before and after its promotion rename, a run while it feeds,
+fills the event cache, loops and writes its results, a sweep between two points and in its summary."""
 
 from __future__ import annotations
 
@@ -9,11 +10,14 @@ import signal
 import subprocess
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 
+from hftlab.faults import POINTS
 from hftlab.storage import Catalog
 from tests.conftest import tree_snapshot
 from tests.run.test_run_e2e import HFTLAB, SYNTH, digests, hftlab, make_project, run_dir_of
+from tests.sweep.test_sweep_e2e import GRID, manifest, run_dirs
 
 KILLED = -signal.SIGKILL
 
@@ -64,7 +68,8 @@ def test_killed_after_the_promotion_rename_leaves_a_whole_version(reference, tmp
 
 
 @pytest.mark.parametrize(
-    ("point", "run"), [("feed.read", "default"), ("feed.cache", "default"), ("run.loop", "every_feed")]
+    ("point", "run"),
+    [("feed.read", "default"), ("feed.cache", "default"), ("run.loop", "every_feed"), ("run.write", "default")],
 )
 def test_a_run_killed_mid_way_leaves_no_run_and_the_rerun_gives_the_same_bytes(
     reference, tmp_path, monkeypatch, point, run
@@ -79,3 +84,39 @@ def test_a_run_killed_mid_way_leaves_no_run_and_the_rerun_gives_the_same_bytes(
     out = hftlab(project, "run", *RUNS[run])
     assert f"run {run_dir.name}: done" in out.stdout
     assert reference[1][run] == digests(run_dir)
+    assert [run_dir] == list(run_dir.parent.iterdir())  # the killed run's temporary directory is gone
+
+
+def test_a_sweep_killed_between_two_points_and_then_in_its_summary_resumes_to_the_same_bytes(tmp_path):
+    """kill -9 of a sweep right after its 2nd point was recorded done: the manifest says so (2 done, the rest
+    pending), status is not complete; the same sweep again executes only the 4 missing points and is killed
+    while writing its summary (one summary file written whole, none half-written); once more, it executes
+    nothing and ends with the runs and summary bytes of an uninterrupted sweep."""
+    project = make_project(tmp_path / "p")
+    exp = project / "results" / "grid_sweep"
+    killed_at("sweep.between@2", project, "run", *GRID)
+    assert ["done"] * 2 + ["pending"] * 4 == sorted(r["status"] for r in manifest(project, "grid_sweep")["runs"])
+    assert 2 == len(run_dirs(project, "grid_sweep"))
+    assert 0 != hftlab(project, "status", "results/grid_sweep", check=False).returncode
+    killed_at("sweep.summary", project, "run", *GRID)
+    assert 6 == len(run_dirs(project, "grid_sweep"))
+    assert 6 == pq.read_table(exp / "summary.parquet").num_rows
+    assert [] == [p.name for p in exp.iterdir() if p.name.startswith("summary.") and p.suffix != ".parquet"]
+    out = hftlab(project, "run", *GRID)
+    assert "6 runs: 0 executed, 6 cached, 0 failed" in out.stdout
+    uninterrupted = make_project(tmp_path / "uninterrupted")
+    hftlab(uninterrupted, "run", *GRID)
+    assert run_dirs(uninterrupted, "grid_sweep") == run_dirs(project, "grid_sweep")
+    for name in ("summary.csv", "summary.json", "summary.parquet"):
+        assert (uninterrupted / "results" / "grid_sweep" / name).read_bytes() == (exp / name).read_bytes(), name
+    assert [] == [p.name for p in exp.iterdir() if ".tmp" in p.name]
+
+
+def test_every_fault_point_is_wired_once_and_killed_at_by_this_suite():
+    """Each declared point is reached in the source exactly once and armed by a test here."""
+    src = Path(__file__).parents[2] / "src" / "hftlab"
+    code = "".join(p.read_text() for p in src.rglob("*.py"))
+    here = Path(__file__).read_text()
+    for name in POINTS:
+        assert 1 == code.count(f'faults.point("{name}")'), name
+        assert f'"{name}' in here, name

@@ -95,6 +95,18 @@ def test_sweep_and_cfg_with_a_bad_key_are_refused_the_same_way(project: Path) ->
     refused(project, ["--cfg", "job", "risk.foo=1"], "risk.foo", "unknown-key")
 
 
+@pytest.mark.parametrize(
+    ("overrides", "start"),
+    [(["risk.foo=1"], "risk.foo: [unknown-key] "), (["strategy=nope"], "strategy: [unknown-option] "),
+     (["risk.max_position=[1"], "overrides: [override-syntax] ")],
+)  # fmt: skip
+def test_the_python_api_refuses_like_the_command_line(project: Path, overrides: list[str], start: str) -> None:
+    """compose_runs (what tests and notebooks call) gives the same ``<key>: [<rule>]`` error, plus the job."""
+    with pytest.raises(ConfigError) as caught:
+        compose_runs([overrides], project)
+    assert str(caught.value).startswith(start) and str(caught.value).endswith(f"[overrides: {overrides[0]}]")
+
+
 # -- the tables behind the checks ----------------------------------------------------------------------
 
 
@@ -141,3 +153,21 @@ def test_memory_limit_follows_the_machine(project: Path, monkeypatch: pytest.Mon
     with pytest.raises(ConfigError, match=r"^runtime.initial_capacity: \[memory-limit\] .* 0.0312 GiB of memory"):
         compose_runs([[]], project)
     assert set(RESOURCE_LIMITS) >= set(schema.resource_bytes(RunConfig()))
+
+
+def test_results_outside_the_project_are_written_with_a_note(project: Path, tmp_path: Path) -> None:
+    """``output.results_dir`` absolute or with ``..``: accepted (a shared results disk is a real need), with a
+    note naming where; the run id is the one the run has inside the project (where results go is not part of
+    the run definition). A sweep says it once."""
+    from tests.run.test_run_e2e import run_dir_of
+
+    inside = run_dir_of(project).name
+    for where, resolved in ((str(tmp_path / "abs"), tmp_path / "abs"), ("../rel", project.parent / "rel")):
+        out = run(project, f"output.results_dir={where}", env={"HFTLAB_PROGRESS": "off"})
+        assert 0 == out.returncode, out.stderr
+        note = f"hftlab: note: output.results_dir={where} writes results outside the project, to {resolved}/default"
+        assert 1 == out.stderr.count(note), out.stderr
+        assert [inside] == [p.name for p in (resolved / "default" / "runs").iterdir()]
+        assert str(resolved) not in (resolved / "default" / "runs" / inside / "run.json").read_text()
+    sweep = run(project, "-m", f"output.results_dir={tmp_path / 'abs'}", "strategy.params.skew=0.0,0.5")
+    assert 0 == sweep.returncode and 1 == sweep.stderr.count("hftlab: note: output.results_dir="), sweep.stderr

@@ -199,3 +199,10 @@ def test_an_orders_file_without_its_order_ids_is_refused_by_full_verify(tmp_path
     rewrite_manifest(dataset.path, lambda d: d["partitions"][index].update(file_sha256=sha, file_bytes=size))
     with pytest.raises(StorageError, match=r"columns \['order_id'\] of feed 'orders' are missing"):
         catalog.verify("l3", full=True)
+
+
+def test_order_ids_of_the_whole_uint64_range_keep_their_values():
+    """Order ids at and beyond 2**63 next to small ones (venues' u64 ids): exact, not rounded through float."""
+    ids = [1, 2**63 + 1, 2**64 - 1]
+    frame = FeedFrame.from_rows("orders", "x.dbn", [(1, 2, 10, 1, 1.0, 1.0, oid, i + 1) for i, oid in enumerate(ids)])
+    assert np.uint64 == frame.order_id.dtype and ids == [int(x) for x in frame.order_id]

@@ -78,6 +78,17 @@ def test_command_line_sweep_changing_one_point_executes_one(swept):
     assert 2 == len(manifest(project, "cli_sweep")["runs"])
 
 
+def test_a_grid_repeating_a_point_says_so_and_runs_it_once(swept):
+    """`half_spread=0.1,0.2,0.1`: Hydra launches 3 jobs; the sweep says the grid repeats a point, executes
+    2 runs, and its manifest holds 2 finished points (none left pending)."""
+    project, _ = swept
+    out = hftlab(project, "run", "-m", "experiment_name=repeat", "strategy.params.half_spread=0.1,0.2,0.1")
+    assert "the grid repeats points: 3 jobs, 2 distinct" in out.stdout
+    assert 2 == len(run_dirs(project, "repeat"))
+    assert ["cached", "done"] == sorted(r["status"] for r in manifest(project, "repeat")["runs"])
+    assert 0 == hftlab(project, "status", "results/repeat").returncode
+
+
 def test_a_failing_run_is_recorded_and_the_others_complete(swept):
     """One invalid grid point fails with its message in the manifest; the rest complete; exit code non-zero."""
     project, _ = swept

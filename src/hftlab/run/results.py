@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 import pyarrow.parquet as pq
 
+from hftlab import faults
 from hftlab.errors import StorageError
 from hftlab.files import atomic_write, exchange_paths, pretty_json, process_alive, sha256_file
 from hftlab.metrics import Records
@@ -165,6 +166,7 @@ def write_run(
         write_table(tmp / RECORDS_DIR / ACCOUNT_FILE, _account_row(records.account))
         (tmp / TELEMETRY_FILE).write_text(pretty_json(telemetry))
         (tmp / WARNINGS_FILE).write_text(pretty_json(list(warnings or [])))
+        faults.point("run.write")
         write_content(tmp)  # last: a directory without it was not written to its end
         return _move_into_place(tmp, target)
     finally:

@@ -255,9 +255,11 @@ class FeedFrame:
     def from_rows(cls, feed: str, source: str, rows: Sequence[tuple[Any, ...]]) -> FeedFrame:
         """Build a frame from row tuples ``(exch_ts, local_ts, kind, side, price, qty[, order_id], line)``
         (``order_id`` for an L3 feed only)."""
-        names = [n for n in feed_columns(feed) if n != "seq"] + ["line"]
-        columns: list[Any] = list(zip(*rows, strict=True)) if rows else [()] * len(names)
-        return cls.from_columns(feed, source, **{n: np.asarray(c) for n, c in zip(names, columns, strict=True)})
+        dtypes = {**{n: t for n, t in feed_columns(feed).items() if n != "seq"}, "line": np.dtype(np.int64)}
+        columns: list[Any] = list(zip(*rows, strict=True)) if rows else [()] * len(dtypes)
+        # each column straight to its dtype: inferred, a uint64 order id >= 2**63 beside smaller ones is float64
+        arrays = {n: np.asarray(c, dtype=t) for (n, t), c in zip(dtypes.items(), columns, strict=True)}
+        return cls.from_columns(feed, source, **arrays)
 
     def where(self, i: int) -> str:
         """Where row ``i`` came from, for messages: ``record N`` of a binary market-data file (DBN),

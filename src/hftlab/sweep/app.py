@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig
 
+from hftlab import faults
 from hftlab.errors import ConfigError, HftlabError
-from hftlab.sweep.project import PROJECT_ENV, experiment_dir, project_dir, shown, sweep_progress
+from hftlab.sweep.project import PROJECT_ENV, experiment_dir, outside_note, project_dir, shown, sweep_progress
 
 if TYPE_CHECKING:
     from hftlab.run.execute import RunResult
@@ -31,8 +32,7 @@ def compose_runs(overrides: Sequence[Sequence[str]], project: Path | None = None
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
-    from hftlab.run.schema import register_configs, run_config
-    from hftlab.sweep.grid import hydra_message
+    from hftlab.run.schema import composition_error, register_configs, run_config
 
     project = (project or project_dir()).resolve()
     conf = project / "conf"
@@ -45,7 +45,8 @@ def compose_runs(overrides: Sequence[Sequence[str]], project: Path | None = None
             try:
                 cfg = compose(config_name="config", overrides=list(job))
             except (HydraException, OmegaConfBaseException) as exc:
-                raise ConfigError(f"{hydra_message(exc)} [overrides: {' '.join(job)}]") from None
+                err = composition_error(exc)
+                raise ConfigError(f"{err.detail} [overrides: {' '.join(job)}]", key=err.key, rule=err.rule) from None
             configs.append(run_config(cfg, project / "strategies"))
     return configs
 
@@ -78,6 +79,8 @@ def run_job(cfg: DictConfig) -> RunResult | None:
 
         follow_sweep()  # a worker of a parallel launcher dies with the sweep's main process
         manifest.set_status(exp_dir, overrides, "running")
+    elif note := outside_note(cfg):
+        print(note, file=sys.stderr)
     try:
         result = execute_composed(cfg)
     except Exception as exc:  # one failing run must not stop the sweep
@@ -85,9 +88,7 @@ def run_job(cfg: DictConfig) -> RunResult | None:
             if isinstance(exc, HftlabError):
                 print(f"hftlab: error: {exc}", file=sys.stderr)
                 raise SystemExit(2) from None
-            print("hftlab: internal error: this is a bug in hftlab; please report it with the traceback below",
-                  file=sys.stderr)  # fmt: skip
-            raise
+            raise  # a bug: the command line shows it once, with its traceback (exit 3)
         message = f"{type(exc).__name__}: {exc}"
         m = manifest.set_status(exp_dir, overrides, "failed", error=message)
         print(f"run FAILED [{' '.join(overrides)}]: {message}", file=sys.stderr)
@@ -99,6 +100,8 @@ def run_job(cfg: DictConfig) -> RunResult | None:
         sweep_progress(m)
     detail = "cached (complete results exist)" if result.cached else "done"
     print(f"run {result.run_id}: {detail}: {shown(result.path)}" + (f" [{' '.join(overrides)}]" if multirun else ""))
+    if multirun:
+        faults.point("sweep.between")
     return result
 
 

@@ -20,7 +20,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from hftlab.sweep.grid import sweep_points
-from hftlab.sweep.project import experiment_dir, shown
+from hftlab.sweep.project import experiment_dir, outside_note, shown
 
 
 @contextmanager
@@ -71,9 +71,15 @@ class SweepCallback(Callback):
             addr = str(config.sweep.prometheus_addr)
             self.metrics_server = serve(exp_dir, str(config.experiment_name), int(port), addr)
             print(f"sweep {config.experiment_name}: Prometheus metrics on http://{addr}:{port}/metrics", flush=True)
+        if note := outside_note(config):
+            print(note, file=sys.stderr)
         self.sweep_id = manifest.start_sweep(exp_dir, grid, points)
         self.grid, self.points = grid, points
         print(f"sweep {config.experiment_name}: {len(points)} runs -> {exp_dir}")
+        distinct = len({manifest.point_key(o) for o in points})
+        if distinct < len(points):
+            print(f"sweep {config.experiment_name}: the grid repeats points: {len(points)} jobs, {distinct} distinct "
+                  "(a repeated point runs once; its other jobs find it cached)")  # fmt: skip
 
     def _end(self, config: DictConfig) -> int:
         """Verify this sweep's runs, prune, write the summary, print the outcome; how many of its runs

@@ -25,6 +25,17 @@ def experiment_dir(cfg: Any) -> Path:
     return project_dir() / str(cfg.output.results_dir) / str(cfg.experiment_name)
 
 
+def outside_note(cfg: Any) -> str | None:
+    """A note when ``output.results_dir`` puts results outside the project (absolute, or ``..``): allowed,
+    but neither git nor this project's DVC pipeline tracks them, and run definitions never record where
+    results went (so a run id stays the same wherever its results are written)."""
+    where = experiment_dir(cfg).resolve()
+    if where.is_relative_to(project_dir()):
+        return None
+    return (f"hftlab: note: output.results_dir={cfg.output.results_dir} writes results outside the project, to "
+            f"{where}: git and this project's DVC pipeline do not track them there")  # fmt: skip
+
+
 def shown(path: Path) -> str:
     """``path`` as printed: relative to the project directory when inside it."""
     try:

@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from hftlab import faults
 from hftlab.files import atomic_write, remove_stale_temps, write_json
 from hftlab.metrics.overfitting import deflated_sharpe
 from hftlab.ranking import best_index, goal, rankable
@@ -106,6 +107,7 @@ def write_summary(experiment_dir: Path, manifest: dict[str, Any], best_by: list[
     pq.write_table(table, parquet, compression="zstd")
     pacsv.write_csv(table, csv)
     atomic_write(experiment_dir / "summary.parquet", parquet.getvalue().to_pybytes())
+    faults.point("sweep.summary")  # one summary file new, the others as they were
     atomic_write(experiment_dir / "summary.csv", csv.getvalue().to_pybytes())
     c = counts(manifest)
     # Deterministic for a given set of results: no executed-vs-cached split, no timing.
