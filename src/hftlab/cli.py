@@ -190,6 +190,8 @@ def build_parser() -> argparse.ArgumentParser:
     chk.add_argument("--full", action="store_true", help="also re-hash every dataset's rows into its version")
     chk.add_argument("--dvc-cache", type=Path, nargs="?", const=Path(".dvc/cache"), default=None,
                      help="also check that every DVC cache object hashes to its name (default folder .dvc/cache)")  # fmt: skip
+    chk.add_argument("--no-stale", action="store_true",
+                     help="skip recomputing each sweep experiment's run ids from the current code, config and data")  # fmt: skip
     chk.set_defaults(func=_cmd_check)
 
     lst = dsub.add_parser("list", help="list promoted datasets")
@@ -290,13 +292,16 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
 def _cmd_check(args: argparse.Namespace) -> int:
     from hftlab.integrity import check
+    from hftlab.sweep.project import project_dir
 
-    found = check(args.results, Catalog(args.root), full=args.full, dvc_cache=args.dvc_cache)
+    project = None if args.no_stale else project_dir()
+    found = check(args.results, Catalog(args.root), full=args.full, dvc_cache=args.dvc_cache, project=project)
     for problem in found.problems:
         print(f"FAILED: {problem}", file=sys.stderr)
     cache = f", {found.objects} DVC cache objects" if args.dvc_cache is not None else ""
+    stale = "" if args.no_stale else f", {found.experiments} experiments against the current code, config and data"
     verdict = f"{len(found.problems)} problems" if found.problems else "ok"
-    print(f"{verdict}: {found.runs} run directories, {found.datasets} dataset versions{cache} checked")
+    print(f"{verdict}: {found.runs} run directories, {found.datasets} dataset versions{cache}{stale} checked")
     return 1 if found.problems else 0
 
 

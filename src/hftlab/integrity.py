@@ -7,6 +7,8 @@ in CI, before a review).
   run cut short is named.
 - **Datasets**: every version in Canonical Storage passes the quick verification (sealed manifest, each
   file's size, sha256 and footer ranges; ``--full`` also re-hashes the rows into the version).
+- **Stale results**: every sweep experiment's committed results are those its current code, config and
+  data give (:mod:`hftlab.sweep.stale`: run ids recomputed, what changed named).
 - **DVC cache** (``--dvc-cache``): every object in ``.dvc/cache`` hashes to its own name. DVC trusts the
   objects it has checked (it makes them read-only and never hashes them again), so a byte flipped in
   the cache would be checked out and pushed; this catches it. Cost: one md5 pass over the cache.
@@ -33,6 +35,7 @@ class Findings:
     runs: int = 0
     datasets: int = 0
     objects: int = 0
+    experiments: int = 0
     problems: list[str] = field(default_factory=list)
 
 
@@ -80,11 +83,29 @@ def check_dvc_cache(cache: Path, found: Findings) -> None:
             found.problems.append(f"{path}: DVC cache object does not hash to its name (md5 {digest.hexdigest()})")
 
 
-def check(results: Path, catalog: Catalog, *, full: bool = False, dvc_cache: Path | None = None) -> Findings:
-    """Everything above; see the module docstring."""
+def check_stale(results: Path, project: Path, found: Findings) -> None:
+    """Every sweep experiment under ``results`` against what the project would compute now."""
+    from hftlab.sweep.stale import stale_results
+
+    for verdict in stale_results(results, project):
+        found.experiments += 1
+        found.problems += [f"{results / verdict.experiment}: stale: {p}" for p in verdict.problems]
+
+
+def check(
+    results: Path,
+    catalog: Catalog,
+    *,
+    full: bool = False,
+    dvc_cache: Path | None = None,
+    project: Path | None = None,
+) -> Findings:
+    """Everything above; see the module docstring. Stale results are checked when ``project`` is given."""
     found = Findings()
     check_results(results, found)
     check_datasets(catalog, found, full=full)
+    if project is not None:
+        check_stale(results, project, found)
     if dvc_cache is not None:
         check_dvc_cache(dvc_cache, found)
     return found

@@ -171,3 +171,17 @@ def test_results_outside_the_project_are_written_with_a_note(project: Path, tmp_
         assert str(resolved) not in (resolved / "default" / "runs" / inside / "run.json").read_text()
     sweep = run(project, "-m", f"output.results_dir={tmp_path / 'abs'}", "strategy.params.skew=0.0,0.5")
     assert 0 == sweep.returncode and 1 == sweep.stderr.count("hftlab: note: output.results_dir="), sweep.stderr
+
+
+@pytest.mark.parametrize(
+    ("source", "error"),
+    [("def evaluate(:\n", "broken.py:1: SyntaxError: "), ("import math\n\nx = math.log(0)\n", "broken.py:3: ValueError: ")],
+    ids=["syntax", "raises"],
+)
+def test_a_strategy_file_that_does_not_load_is_named_with_its_line(project: Path, source: str, error: str) -> None:
+    path = project / "strategies" / "broken.py"
+    path.write_text(source)
+    try:
+        refused(project, ["strategy.name=broken"], "strategy.name", "strategy-does-not-load", error)
+    finally:
+        path.unlink()

@@ -30,6 +30,7 @@ import contextlib
 import hashlib
 import importlib.util
 import sys
+import traceback
 import typing
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -177,15 +178,27 @@ def load_strategy(name: str, directory: Path | str | None = None) -> Strategy:
     if not path.is_file():
         known = sorted(p.stem for p in folder.glob("*.py") if not p.stem.startswith("_")) if folder.is_dir() else []
         raise ConfigError(f"strategy.name: unknown strategy {name!r}: no file {path} (known: {known})")
-    key = source_key(path)
-    module = _MODULES.get((str(path.resolve()), key))
-    if module is None:
-        module = _exec_module(name, path, key)
-        _MODULES[(str(path.resolve()), key)] = module
+    try:
+        key = source_key(path)
+        module = _MODULES.get((str(path.resolve()), key))
+        if module is None:
+            module = _exec_module(name, path, key)
+            _MODULES[(str(path.resolve()), key)] = module
+    except Exception as exc:  # the strategy's own code (or a local module it imports) does not load
+        raise ConfigError(_load_failure(exc, path.parent), key="strategy.name", rule="strategy-does-not-load") from exc
     for member in ("Params", "validate", "SCRATCH_SIZE", "evaluate"):
         if not hasattr(module, member):
             raise ConfigError(f"strategy '{name}' ({path}) does not define {member} (see hftlab.runtime.strategy)")
     return Strategy(name=name, path=path, module=module, source_key=key)
+
+
+def _load_failure(exc: BaseException, folder: Path) -> str:
+    """Where in the strategy folder's files loading failed and why: ``file:line: Error: message``."""
+    if isinstance(exc, SyntaxError):
+        return f"{exc.filename}:{exc.lineno}: SyntaxError: {exc.msg}"
+    mine = [f for f in traceback.extract_tb(exc.__traceback__) if Path(f.filename).resolve().parent == folder.resolve()]
+    where = f"{mine[-1].filename}:{mine[-1].lineno}: " if mine else ""
+    return f"{where}{type(exc).__name__}: {exc}"
 
 
 def _exec_module(name: str, path: Path, key: str) -> ModuleType:

@@ -99,7 +99,7 @@ class SweepCallback(Callback):
                   "the space)")  # fmt: skip
         elif config.sweep.prune and end.overlap:
             print(f"sweep {name}: not pruning: another sweep of this experiment ran at the same time")
-        m = end.manifest
+        m = {**end.manifest, "overrides": [str(o) for o in config.hydra.overrides.task]}
         if end.owner:
             write_summary(exp_dir, m, list(config.sweep.best_by))
             where = f"summary in {exp_dir / 'summary.csv'}"

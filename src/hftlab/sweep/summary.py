@@ -114,6 +114,8 @@ def write_summary(experiment_dir: Path, manifest: dict[str, Any], best_by: list[
     summary = {
         "experiment": manifest["experiment"],
         "grid": manifest["grid"],
+        # the sweep's command line: what `hftlab check` composes again to tell whether these results are stale
+        "overrides": manifest.get("overrides", []),
         "counts": {"total": c["total"], "complete": c["done"] + c["cached"], "failed": c["failed"]},
         "best": best_runs(rows, best_by),
         "overfitting": overfitting(rows),

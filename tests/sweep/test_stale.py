@@ -1,0 +1,89 @@
+"""`hftlab check` flags committed sweep results that the current code, config and data would not give,
+naming the experiment and what changed (a config key, the strategy file, the grid), with real Hydra
+composition and real runs; after the sweep runs again it passes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from tests.run.test_run_e2e import hftlab, make_project
+from tests.sweep.test_sweep_e2e import GRID
+
+
+@pytest.fixture(scope="module")
+def swept(tmp_path_factory) -> Path:
+    project = make_project(tmp_path_factory.mktemp("stale") / "p")
+    hftlab(project, "run", *GRID)
+    return project
+
+
+def check(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return hftlab(project, "--root", str(project / "data" / "canonical"), "check", *args, check=False)
+
+
+def stale_lines(out: subprocess.CompletedProcess[str]) -> list[str]:
+    return [line for line in out.stderr.splitlines() if line.startswith("FAILED: results/grid_sweep: stale: ")]
+
+
+@contextmanager
+def edited(path: Path, old: str, new: str) -> Iterator[None]:
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new))
+    try:
+        yield
+    finally:
+        path.write_text(text)
+
+
+def test_fresh_results_pass_and_the_summary_records_the_command_line(swept):
+    out = check(swept)
+    assert 0 == out.returncode, out.stderr
+    assert "ok: 6 run directories, 1 dataset versions, 1 experiments against the current code" in out.stdout
+    summary = json.loads((swept / "results" / "grid_sweep" / "summary.json").read_text())
+    assert ["experiment=grid_sweep"] == summary["overrides"]
+
+
+def test_a_changed_config_key_is_named_for_every_run(swept):
+    with edited(swept / "conf" / "strategy" / "grid.yaml", "grid_num: 5", "grid_num: 6"):
+        out = check(swept)
+    assert 1 == out.returncode
+    lines = stale_lines(out)
+    assert 6 == len(lines), out.stderr
+    assert all("changed strategy.params.grid_num (5 -> 6)" in line and "run id " in line for line in lines), lines
+
+
+def test_an_edited_strategy_file_is_named(swept):
+    with edited(swept / "strategies" / "grid.py", "SCRATCH_SIZE", "# an edit\nSCRATCH_SIZE"):
+        out = check(swept)
+    lines = stale_lines(out)
+    assert 1 == out.returncode and 6 == len(lines), out.stderr
+    assert all("changed strategy.sha256 (" in line for line in lines), lines
+
+
+def test_a_changed_grid_names_the_new_points_and_the_runs_no_point_gives(swept):
+    with edited(swept / "conf" / "experiment" / "grid_sweep.yaml", "0.1,0.2,0.4", "0.1,0.2,0.3"):
+        out = check(swept)
+    lines = stale_lines(out)
+    assert 1 == out.returncode and 4 == len(lines), out.stderr
+    new = [line for line in lines if "a new grid point" in line]
+    assert 2 == len(new) and all("strategy.params.half_spread=0.3" in line for line in new), lines
+    gone = [line for line in lines if "no current grid point gives it" in line]
+    assert 2 == len(gone) and all("'half_spread': 0.4" in line for line in gone), lines
+
+
+def test_a_stale_experiment_passes_once_its_sweep_ran_again(swept):
+    with edited(swept / "conf" / "strategy" / "grid.yaml", "grid_num: 5", "grid_num: 4"):
+        assert 1 == check(swept).returncode
+        rerun = hftlab(swept, "run", *GRID)
+        assert "6 runs: 6 executed" in rerun.stdout
+        out = check(swept)
+        assert 0 == out.returncode, out.stderr
+    assert 1 == check(swept).returncode  # the committed results are now those of grid_num 4
+    assert 0 == check(swept, "--no-stale").returncode
