@@ -175,7 +175,10 @@ def test_results_outside_the_project_are_written_with_a_note(project: Path, tmp_
 
 @pytest.mark.parametrize(
     ("source", "error"),
-    [("def evaluate(:\n", "broken.py:1: SyntaxError: "), ("import math\n\nx = math.log(0)\n", "broken.py:3: ValueError: ")],
+    [
+        ("def evaluate(:\n", "broken.py:1: SyntaxError: "),
+        ("import math\n\nx = math.log(0)\n", "broken.py:3: ValueError: "),
+    ],
     ids=["syntax", "raises"],
 )
 def test_a_strategy_file_that_does_not_load_is_named_with_its_line(project: Path, source: str, error: str) -> None:
