@@ -153,19 +153,31 @@ def strategy_schema(strategy: Strategy) -> type:
 
 
 def register_configs(strategies_dir: Path) -> list[str]:
-    """Register the run schema and one ``strategy/<name>_schema`` node per strategy file."""
+    """Register the run schema and, for the project around ``strategies_dir``, the config group options
+    that need no YAML file: ``strategy/<name>_schema`` per strategy file, ``strategy/<name>`` (its
+    parameters' defaults) where ``conf/strategy/<name>.yaml`` does not exist, and ``dataset/<id>`` per
+    dataset id in the default Canonical Storage root (``data/canonical``) without a ``conf/dataset/<id>.yaml``.
+    The strategy names, in order."""
     cs = ConfigStore.instance()
     cs.store(name="run_schema", node=hydra_schema(RunConfig))
+    project = strategies_dir.parent
     names = []
     for path in sorted(strategies_dir.glob("*.py")):
         if path.stem.startswith("_"):
             continue
-        cs.store(
-            group="strategy",
-            name=f"{path.stem}_schema",
-            node=hydra_schema(strategy_schema(load_strategy(path.stem, strategies_dir))),
-        )
+        node = hydra_schema(strategy_schema(load_strategy(path.stem, strategies_dir)))
+        cs.store(group="strategy", name=f"{path.stem}_schema", node=node)
+        if not (project / "conf" / "strategy" / f"{path.stem}.yaml").is_file():
+            cs.store(group="strategy", name=path.stem, node=node)
         names.append(path.stem)
+    root = project / DatasetConfig.root
+    for id_dir in sorted(root.iterdir()) if root.is_dir() else []:
+        if (
+            id_dir.is_dir()
+            and not id_dir.name.startswith(".")
+            and not (project / "conf" / "dataset" / f"{id_dir.name}.yaml").is_file()
+        ):
+            cs.store(group="dataset", name=id_dir.name, node={"id": id_dir.name})
     return names
 
 
