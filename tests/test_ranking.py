@@ -8,7 +8,7 @@ import pytest
 
 from hftlab.analysis.report import _choose
 from hftlab.errors import ConfigError
-from hftlab.ranking import Goal, best_index, goal, rankable
+from hftlab.ranking import Goal, best_index, goal, rankable, ranked
 from hftlab.sweep.summary import best_runs
 
 
@@ -43,3 +43,9 @@ def test_every_chooser_uses_the_rule():
     assert chosen is not None and "b" == chosen["run_id"]
     assert _choose(rows, goal("sharpe")) is None  # no run has it: none is the best
     assert "c" == (_choose(rows[2:], goal("max_drawdown")) or {})["run_id"]  # an only run is shown anyway
+
+
+def test_ranked_orders_the_rankable_values_best_first_keeping_ties_in_order():
+    values = [2.0, None, 5, math.nan, 2, True, -1.0]
+    assert [2, 0, 4, 6] == ranked(values, lower=False)
+    assert [6, 0, 4, 2] == ranked(values, lower=True)

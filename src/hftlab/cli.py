@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from hftlab import __version__
-from hftlab.errors import HftlabError, StorageError
+from hftlab.errors import ConfigError, HftlabError, StorageError
 from hftlab.files import atomic_write
 from hftlab.ingest.registry import ID_HELP, Importer, importers
 from hftlab.storage.catalog import Catalog, Dataset
@@ -183,6 +183,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     status = sub.add_parser("status", help="progress of an experiment (exit 0 only when every run is complete)")
     status.add_argument("results_dir", help="results/<experiment>")
+    status.add_argument("--top", type=int, default=0, metavar="N",
+                        help="also print the N best finished runs by --by, with their grid values and headline metrics")  # fmt: skip
+    status.add_argument(
+        "--by",
+        default="net_pnl",
+        metavar="METRIC",
+        help="metric to rank by; a leading '-' means lower is better (default net_pnl)",
+    )
     status.set_defaults(func=_cmd_status)
 
     chk = sub.add_parser("check", help="verify results and datasets before trusting them (exit 1 naming each problem)")
@@ -285,9 +293,48 @@ def _cmd_status(args: argparse.Namespace) -> int:
     for r in m["runs"]:
         line = f"  {r['status']:8} {r.get('run_id') or '-':16} {' '.join(r['overrides'])}"
         print(line + (f"  error: {r['error']}" if r.get("error") else ""))
+    if args.top > 0:
+        _print_top(exp_dir, m, args.top, args.by)
     complete = manifest.is_complete(m)
     print("complete" if complete else "NOT complete")
     return 0 if complete else 1
+
+
+def _print_top(exp_dir: Path, m: dict[str, Any], top: int, by: str) -> None:
+    """The ``top`` best finished runs of a verified manifest ``m`` by metric spec ``by``, as a table."""
+    from hftlab.ranking import goal, ranked
+    from hftlab.run.results import METRICS_FILE, runs_dir
+    from hftlab.sweep.app import HEADLINE
+    from hftlab.sweep.manifest import FINISHED
+
+    g = goal(by, "--by")
+    rows = [r for r in m["runs"] if r["status"] in FINISHED]
+    runs = runs_dir(exp_dir.parent, exp_dir.name)
+    metrics = [json.loads((runs / r["run_id"] / METRICS_FILE).read_text()) for r in rows]
+    if rows and not any(g.metric in x for x in metrics):
+        raise ConfigError(
+            f"{by!r}: no such metric (known: {', '.join(sorted(metrics[0]))})", key="--by", rule="unknown-metric"
+        )
+    order = ranked([x.get(g.metric) for x in metrics], g.lower)
+    shared = set.intersection(*(set(r["overrides"]) for r in rows)) if rows else set()
+    columns = [g.metric, *(k for k in HEADLINE if k != g.metric)]
+    print(
+        f"top {min(top, len(order))} of {len(rows)} finished runs by {g.metric} ({g.word}); unranked: {len(rows) - len(order)}"
+    )
+    table = [["#", "run_id", *columns, "grid point"]]
+    for n, i in enumerate(order[:top], 1):
+        cells = [f"{v:.6g}" if isinstance(v := metrics[i].get(c), int | float) else "-" for c in columns]
+        point = " ".join(o for o in rows[i]["overrides"] if o not in shared)
+        table.append([str(n), rows[i]["run_id"], *cells, point])
+    widths = [max(len(row[j]) for row in table) for j in range(len(table[0]))]
+    for row in table:
+        print(
+            "  "
+            + "  ".join(
+                c.ljust(w) if j in (1, len(row) - 1) else c.rjust(w)
+                for j, (c, w) in enumerate(zip(row, widths, strict=True))
+            ).rstrip()
+        )
 
 
 def _cmd_check(args: argparse.Namespace) -> int:

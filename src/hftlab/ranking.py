@@ -52,3 +52,10 @@ def best_index(values: Sequence[Any], lower: bool) -> int | None:
         if v is not None and (best is None or (v < best_value if lower else v > best_value)):
             best, best_value = i, v
     return best
+
+
+def ranked(values: Sequence[Any], lower: bool) -> list[int]:
+    """Indexes of the rankable values, best first (ties keep their order); unrankable ones left out."""
+    keyed = [(v, i) for i, raw in enumerate(values) if (v := rankable(raw)) is not None]
+    keyed.sort(key=lambda t: (t[0] if lower else -t[0], t[1]))
+    return [i for _, i in keyed]

@@ -95,6 +95,10 @@ def test_running_again_reuses_the_complete_result(two_clones):
     out = hftlab(a, "run")
     assert f"run {run_a.name}: cached" in out.stdout
     assert before == digests(run_a)
+    metrics = json.loads((run_a / "metrics.json").read_text())
+    line = out.stdout.splitlines()[-1]  # the headline metrics, after the run line, cached or not
+    assert line.startswith(f"  net_pnl {metrics['net_pnl']:.6g}  gross_pnl {metrics['gross_pnl']:.6g}  "), line
+    assert line.endswith(f"sharpe {metrics['sharpe']:.6g}  returns_n {metrics['returns_n']}"), line
 
 
 def test_run_definition_has_no_absolute_path_hostname_or_time(two_clones):

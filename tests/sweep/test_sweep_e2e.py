@@ -242,3 +242,18 @@ def test_two_sweeps_at_once_do_not_corrupt_each_other(tmp_path):
     dirs = run_dirs(project, "grid_sweep")
     assert {r["run_id"] for r in m["runs"]} == set(dirs)
     assert 0 == hftlab(project, "status", "results/grid_sweep").returncode
+
+
+def test_status_ranks_the_best_runs_by_a_metric(swept):
+    """`status --top 2 --by=-max_drawdown`: the two runs with the smallest drawdown, in order, with their grid
+    values; an unknown metric is refused naming the option."""
+    project, _ = swept
+    runs = project / "results" / "grid_sweep" / "runs"
+    drawdown = {p.name: json.loads((p / "metrics.json").read_text())["max_drawdown"] for p in runs.iterdir()}
+    out = hftlab(project, "status", "results/grid_sweep", "--top", "2", "--by=-max_drawdown")
+    assert "top 2 of 6 finished runs by max_drawdown (min); unranked: 0" in out.stdout
+    table = out.stdout.split("top 2 of 6", 1)[1].splitlines()[2:4]
+    assert [rid for rid, _ in sorted(drawdown.items(), key=lambda kv: kv[1])[:2]] == [r.split()[1] for r in table]
+    assert all(f"{drawdown[r.split()[1]]:.6g}" == r.split()[2] and "strategy.params.half_spread=" in r for r in table)
+    bad = hftlab(project, "status", "results/grid_sweep", "--top", "2", "--by", "nope", check=False)
+    assert 2 == bad.returncode and "hftlab: error: --by: [unknown-metric] 'nope'" in bad.stderr

@@ -100,9 +100,24 @@ def run_job(cfg: DictConfig) -> RunResult | None:
         sweep_progress(m)
     detail = "cached (complete results exist)" if result.cached else "done"
     print(f"run {result.run_id}: {detail}: {shown(result.path)}" + (f" [{' '.join(overrides)}]" if multirun else ""))
+    if not multirun:
+        print(headline(result.metrics_path))
     if multirun:
         faults.point("sweep.between")
     return result
+
+
+#: The metrics a single run prints when it ends (all of them are in its metrics.json).
+HEADLINE = ("net_pnl", "gross_pnl", "rebates", "max_drawdown", "trades", "final_position", "sharpe", "returns_n")
+
+
+def headline(metrics_path: Path) -> str:
+    """One line of a run's headline metrics (:data:`HEADLINE`), 6 significant digits."""
+    import json
+
+    values = json.loads(metrics_path.read_text())
+    cells = [f"{k} {values[k]:.6g}" if isinstance(values.get(k), int | float) else f"{k} -" for k in HEADLINE]
+    return "  " + "  ".join(cells)
 
 
 def hydra_entry(argv: Sequence[str], task: Callable[[DictConfig], Any] | None = None) -> int:
