@@ -35,7 +35,10 @@ def check(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
 def test_a_whole_project_passes(swept):
     out = check(swept)
     assert 0 == out.returncode, out.stdout + out.stderr
-    assert "ok: 6 run directories, 1 dataset versions checked" in out.stdout
+    assert (
+        "ok: 6 run directories, 1 dataset versions, 1 experiments against the current code, config and data checked"
+        in out.stdout
+    )
 
 
 @pytest.mark.parametrize(

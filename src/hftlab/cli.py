@@ -176,6 +176,13 @@ def build_parser() -> argparse.ArgumentParser:
     rp2.add_argument("--metric", default="net_pnl", help="metric choosing the best run and colouring heatmaps")
     rp2.set_defaults(func=_cmd_report)
 
+    strat = sub.add_parser("strategy", help="strategies in strategies/: new")
+    ssub = strat.add_subparsers(dest="strategy_command", required=True)
+    new = ssub.add_parser("new", help="write strategies/NAME.py: a runnable template whose docstring is the contract")
+    new.add_argument("name", help="a Python identifier, not starting with '_'")
+    new.add_argument("--dir", type=Path, default=None, help="strategies folder (default: <project>/strategies)")
+    new.set_defaults(func=_cmd_strategy_new)
+
     cache = sub.add_parser("cache", help="the event cache of fed windows ($HFTLAB_EVENT_CACHE): info, clear")
     csub = cache.add_subparsers(dest="cache_command", required=True)
     csub.add_parser("info", help="location, size limit, and every cached window").set_defaults(func=_cmd_cache_info)
@@ -256,6 +263,26 @@ def _cmd_cache_info(args: argparse.Namespace) -> int:
         print(
             f"  {i['dataset_id']} {i['version']} {','.join(i['feeds'])} {window}: {len(i['chunks'])} piece(s), {e.bytes / 2**20:.1f} MiB"
         )
+    return 0
+
+
+def _cmd_strategy_new(args: argparse.Namespace) -> int:
+    from importlib.resources import files
+
+    from hftlab.sweep.project import project_dir, shown
+
+    name = str(args.name)
+    if not name.isidentifier() or name.startswith("_") or not name.isascii():
+        raise ConfigError(f"{name!r}: a strategy name is a Python identifier not starting with '_'", key="NAME",
+                          rule="invalid-name")  # fmt: skip
+    folder = args.dir if args.dir is not None else project_dir() / "strategies"
+    path = folder / f"{name}.py"
+    if path.exists():
+        raise ConfigError(f"{path} exists: choose another name (nothing was written)", key="NAME", rule="exists")
+    template = files("hftlab.templates").joinpath("strategy.py").read_text()
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, template.replace("NAME", name))
+    print(f"wrote {shown(path)}: run it with `hftlab run strategy={name}`; edit Params, validate and evaluate")
     return 0
 
 

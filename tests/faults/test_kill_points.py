@@ -79,7 +79,7 @@ def test_a_run_killed_mid_way_leaves_no_run_and_the_rerun_gives_the_same_bytes(
     killed_at(point, project, "run", *RUNS[run], HFTLAB_EVENT_CACHE=cache, HFTLAB_PROGRESS="log")
     run_dir = run_dir_of(project, *RUNS[run])
     assert not run_dir.exists()
-    assert 0 != hftlab(project, "status", "results/default", check=False).returncode
+    assert 0 != hftlab(project, "status", "results/scratch", check=False).returncode
     monkeypatch.setenv("HFTLAB_EVENT_CACHE", cache)
     out = hftlab(project, "run", *RUNS[run])
     assert f"run {run_dir.name}: done" in out.stdout

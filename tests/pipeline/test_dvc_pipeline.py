@@ -71,6 +71,28 @@ def test_forced_repro_leaves_the_lock_unchanged(clone_a: Path):
     assert "" == sh(clone_a, "git", "status", "--porcelain").stdout
 
 
+def test_ad_hoc_runs_go_to_scratch_and_the_pipeline_neither_sees_nor_prunes_them(clone_a: Path):
+    """A run and a sweep without experiment= land in results/scratch: git status stays clean, dvc status
+    up to date, dvc repro runs nothing and keeps them; a managed experiment refuses overrides that would
+    change its results (single run and sweep), writing nothing."""
+    run = sh(clone_a, "hftlab", "run", "strategy.params.half_spread=0.3")
+    sweep = sh(clone_a, "hftlab", "run", "-m", "strategy.params.half_spread=0.3,0.5")
+    assert "results/scratch/runs/" in run.stdout and "2 runs: 1 executed, 1 cached" in sweep.stdout
+    scratch = clone_a / "results" / "scratch" / "runs"
+    kept = sorted(p.name for p in scratch.iterdir())
+    assert 2 == len(kept)
+    assert "" == sh(clone_a, "git", "status", "--porcelain").stdout
+    assert set() == changed_stages(clone_a)
+    assert "Data and pipelines are up to date." in sh(clone_a, "dvc", "repro").stdout
+    assert kept == sorted(p.name for p in scratch.iterdir())
+    for cmd in (["run", "experiment=default", "strategy.params.half_spread=0.3"],
+                ["run", "-m", "experiment=grid_sweep", "strategy.params.skew=0.1"]):  # fmt: skip
+        out = sh(clone_a, "hftlab", *cmd, check=False)
+        assert 2 == out.returncode and "hftlab: error: experiment: [managed-experiment]" in out.stderr, out.stderr
+    assert "" == sh(clone_a, "git", "status", "--porcelain").stdout
+    assert set() == changed_stages(clone_a)
+
+
 def test_push_then_pull_in_another_clone_restores_results_without_running(clone_a: Path, place: Path):
     """dvc push to the default remote; a clone elsewhere pulls every result, needs no re-run, and a
     pulled run reproduces."""

@@ -165,10 +165,10 @@ def test_results_outside_the_project_are_written_with_a_note(project: Path, tmp_
     for where, resolved in ((str(tmp_path / "abs"), tmp_path / "abs"), ("../rel", project.parent / "rel")):
         out = run(project, f"output.results_dir={where}", env={"HFTLAB_PROGRESS": "off"})
         assert 0 == out.returncode, out.stderr
-        note = f"hftlab: note: output.results_dir={where} writes results outside the project, to {resolved}/default"
+        note = f"hftlab: note: output.results_dir={where} writes results outside the project, to {resolved}/scratch"
         assert 1 == out.stderr.count(note), out.stderr
-        assert [inside] == [p.name for p in (resolved / "default" / "runs").iterdir()]
-        assert str(resolved) not in (resolved / "default" / "runs" / inside / "run.json").read_text()
+        assert [inside] == [p.name for p in (resolved / "scratch" / "runs").iterdir()]
+        assert str(resolved) not in (resolved / "scratch" / "runs" / inside / "run.json").read_text()
     sweep = run(project, "-m", f"output.results_dir={tmp_path / 'abs'}", "strategy.params.skew=0.0,0.5")
     assert 0 == sweep.returncode and 1 == sweep.stderr.count("hftlab: note: output.results_dir="), sweep.stderr
 

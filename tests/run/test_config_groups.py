@@ -28,3 +28,26 @@ def test_a_strategy_file_without_yaml_and_an_imported_dataset_are_selected_by_na
     assert (
         "hftlab: error: dataset: [unknown-option]" in missing.stderr and "available: other, synthetic" in missing.stderr
     )
+
+
+def test_strategy_new_writes_a_runnable_strategy_whose_docstring_example_works(tmp_path: Path) -> None:
+    """`hftlab strategy new mm` writes strategies/mm.py; `strategy=mm` runs it (it quotes and trades); the
+    unit-test example of its docstring gives the two quotes around the mid; names are checked."""
+    import numpy as np
+
+    from hftlab.runtime.strategy import load_strategy, make_view
+
+    project = make_project(tmp_path / "p")
+    out = hftlab(project, "strategy", "new", "mm")
+    assert "wrote strategies/mm.py: run it with `hftlab run strategy=mm`" in out.stdout
+    run = hftlab(project, "run", "strategy=mm")
+    metrics = json.loads((run_dir_of(project, "strategy=mm", stdout=run.stdout) / "metrics.json").read_text())
+    assert metrics["trades"] > 0
+    s = load_strategy("mm", project / "strategies")
+    rows = np.zeros((64, 4))
+    n = s.module.evaluate(make_view(bids=[(99.9, 1.0)], asks=[(100.1, 1.0)]), s.module.Params(), np.zeros(1), rows)
+    assert 2 == n and [[1.0, 99.8, 0.01, 1.0], [-1.0, 100.2, 0.01, 1.0]] == np.round(rows[:2], 9).tolist()
+    again = hftlab(project, "strategy", "new", "mm", check=False)
+    assert 2 == again.returncode and "hftlab: error: NAME: [exists]" in again.stderr
+    bad = hftlab(project, "strategy", "new", "_x", check=False)
+    assert 2 == bad.returncode and "hftlab: error: NAME: [invalid-name]" in bad.stderr

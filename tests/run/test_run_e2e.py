@@ -68,8 +68,8 @@ def two_clones(tmp_path_factory):
 def test_run_writes_one_complete_run_directory(two_clones):
     """One run directory with the definition, metrics, every record table and telemetry."""
     a, _, run_a, _ = two_clones
-    assert ["default"] == [p.name for p in (a / "results").iterdir()]
-    assert [run_a.name] == [p.name for p in (a / "results" / "default" / "runs").iterdir()]
+    assert ["scratch"] == [p.name for p in (a / "results").iterdir()]
+    assert [run_a.name] == [p.name for p in (a / "results" / "scratch" / "runs").iterdir()]
     assert [
         "content.json", "metrics.json", "metrics_definition.json", "records/account.parquet", "records/dispatch.parquet",
         "records/fills.parquet", "records/orders.parquet",
@@ -99,6 +99,30 @@ def test_running_again_reuses_the_complete_result(two_clones):
     line = out.stdout.splitlines()[-1]  # the headline metrics, after the run line, cached or not
     assert line.startswith(f"  net_pnl {metrics['net_pnl']:.6g}  gross_pnl {metrics['gross_pnl']:.6g}  "), line
     assert line.endswith(f"sharpe {metrics['sharpe']:.6g}  returns_n {metrics['returns_n']}"), line
+
+
+def test_the_run_cache_is_global_across_experiments(two_clones):
+    """The same run definition under another experiment name is not executed: the complete run is reused
+    (hard-linked, same bytes) and said so; a run directory that is not complete is never reused."""
+    a, _, run_a, _ = two_clones
+    out = hftlab(a, "run", "experiment_name=elsewhere")
+    other = run_dir_of(a, "experiment_name=elsewhere", stdout=out.stdout)
+    assert run_a.name == other.name and f"run {other.name}: cached" in out.stdout
+    assert f"run {other.name}: reused from {run_a}" in out.stderr
+    assert digests(run_a) == digests(other)
+    assert (run_a / "run.json").stat().st_ino == (other / "run.json").stat().st_ino
+    expected = digests(run_a)
+    shutil.rmtree(other)
+    metrics = (run_a / "metrics.json").read_bytes()
+    (run_a / "metrics.json").unlink()  # run_a edited: not complete, so not a source
+    (run_a / "metrics.json").write_bytes(metrics.replace(b"1", b"2", 1))
+    try:
+        again = hftlab(a, "run", "experiment_name=elsewhere")
+        assert f"run {other.name}: done" in again.stdout and "reused from" not in again.stderr
+        assert expected == digests(other)
+    finally:
+        (run_a / "metrics.json").unlink()
+        (run_a / "metrics.json").write_bytes(metrics)
 
 
 def test_run_definition_has_no_absolute_path_hostname_or_time(two_clones):
@@ -150,17 +174,17 @@ def test_reproduce_passes_then_refuses_changed_strategy_and_missing_dataset(two_
 def test_config_errors_name_the_key_and_run_nothing(two_clones, override, key):
     """Unknown key, wrong type, negative quantity, unknown strategy, path-like names: refused before running."""
     a, _, _, _ = two_clones
-    before = sorted(p.name for p in (a / "results" / "default" / "runs").iterdir())
+    before = sorted(p.name for p in (a / "results" / "scratch" / "runs").iterdir())
     out = hftlab(a, "run", override, check=False)
     assert 0 != out.returncode
     assert key in out.stdout + out.stderr
-    assert before == sorted(p.name for p in (a / "results" / "default" / "runs").iterdir())
+    assert before == sorted(p.name for p in (a / "results" / "scratch" / "runs").iterdir())
 
 
 def test_kill_during_a_run_leaves_nothing_complete_and_next_run_succeeds(tmp_path):
     """kill -9 while results are being written: no complete-looking run directory; the next run completes."""
     project = make_project(tmp_path / "p", [*SYNTH[:-4], "--days", "0.05", "--events-per-second", "40"])
-    runs = project / "results" / "default" / "runs"
+    runs = project / "results" / "scratch" / "runs"
     env = {**os.environ, "DVC_NO_ANALYTICS": "1", "HFTLAB_PROJECT": str(project)}
     proc = subprocess.Popen(
         [HFTLAB, "run"], cwd=project, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

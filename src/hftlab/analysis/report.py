@@ -212,11 +212,20 @@ def experiment_report(exp_dir: Path, out: Path, metric: str = "net_pnl") -> Path
     return index
 
 
+#: The experiment folder of ad-hoc runs: reported only when named (``hftlab report results/scratch``).
+SCRATCH = "scratch"
+
+
 def report(results: Path, out: Path, metric: str = "net_pnl") -> list[Path]:
-    """Reports for ``results/<experiment>`` or for every experiment under ``results``."""
+    """Reports for ``results/<experiment>`` or for every experiment under ``results`` but the scratch area
+    of ad-hoc runs (:data:`SCRATCH`)."""
     if (results / "runs").is_dir() or (results / M.MANIFEST).is_file():
         return [experiment_report(results, out / results.name, metric)]
-    exps = sorted(p for p in results.iterdir() if p.is_dir() and (p / "runs").is_dir()) if results.is_dir() else []
+    exps = (
+        sorted(p for p in results.iterdir() if p.is_dir() and (p / "runs").is_dir() and p.name != SCRATCH)
+        if results.is_dir()
+        else []
+    )
     if not exps:
         raise HftlabError(f"{results}: no experiments (results/<experiment>/runs) to report")
     return [experiment_report(e, out / e.name, metric) for e in exps]

@@ -37,6 +37,7 @@ from hftlab.run.results import (
     read_records,
     replace_metrics,
     restore_pruned,
+    reuse_elsewhere,
     runs_dir,
     stored_metrics_definition,
     write_run,
@@ -125,6 +126,11 @@ def _cached(prepared: PreparedRun) -> bool:
         source = restore_pruned(target)
         if source is not None:
             print(f"run {rid}: restored from {source} (moved aside by an earlier prune)", file=sys.stderr, flush=True)
+    if not target.exists():
+        source = reuse_elsewhere(target)
+        if source is not None:
+            print(f"run {rid}: reused from {source} (the same run definition in another experiment)",
+                  file=sys.stderr, flush=True)  # fmt: skip
     if not target.exists():
         return False
     problems = check_complete(target)

@@ -307,6 +307,37 @@ def move_aside(run_dir: Path) -> Path:
     return dest
 
 
+def reuse_elsewhere(run_dir: Path) -> Path | None:
+    """Give ``run_dir`` (absent) the complete run of the same id from another experiment of its results
+    folder (its ``runs/`` or ``.pruned/``), hard-linked file by file (copied across filesystems) into a
+    temporary directory, then renamed into place; where it came from, or None when no experiment has it.
+
+    The run cache is global: a run id is one run definition, whatever experiment it was computed for."""
+    results = run_dir.parent.parent.parent
+    for source in sorted(results.glob(f"*/runs/{run_dir.name}")) + sorted(
+        results.glob(f"*/{PRUNED_DIR}/{run_dir.name}")
+    ):
+        if source == run_dir or not source.is_dir() or check_complete(source):
+            continue
+        tmp = new_run_dir(run_dir)
+        try:
+            shutil.copytree(source, tmp, dirs_exist_ok=True, copy_function=_link_or_copy)
+            if check_complete(tmp):  # changed while it was linked: not this one
+                continue
+            _move_into_place(tmp, run_dir)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return source
+    return None
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
 def restore_pruned(run_dir: Path) -> Path | None:
     """Move a complete run directory that pruning moved aside back to ``run_dir`` (absent); where it was,
     or None when there is no complete one."""

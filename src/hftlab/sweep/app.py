@@ -18,7 +18,15 @@ from omegaconf import DictConfig
 
 from hftlab import faults
 from hftlab.errors import ConfigError, HftlabError
-from hftlab.sweep.project import PROJECT_ENV, experiment_dir, outside_note, project_dir, shown, sweep_progress
+from hftlab.sweep.project import (
+    PROJECT_ENV,
+    check_managed,
+    experiment_dir,
+    outside_note,
+    project_dir,
+    shown,
+    sweep_progress,
+)
 
 if TYPE_CHECKING:
     from hftlab.run.execute import RunResult
@@ -79,8 +87,10 @@ def run_job(cfg: DictConfig) -> RunResult | None:
 
         follow_sweep()  # a worker of a parallel launcher dies with the sweep's main process
         manifest.set_status(exp_dir, overrides, "running")
-    elif note := outside_note(cfg):
-        print(note, file=sys.stderr)
+    else:
+        check_managed(cfg, overrides)
+        if note := outside_note(cfg):
+            print(note, file=sys.stderr)
     try:
         result = execute_composed(cfg)
     except Exception as exc:  # one failing run must not stop the sweep

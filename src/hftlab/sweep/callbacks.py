@@ -20,7 +20,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from hftlab.sweep.grid import sweep_points
-from hftlab.sweep.project import experiment_dir, outside_note, shown
+from hftlab.sweep.project import check_managed, experiment_dir, outside_note, shown
 
 
 @contextmanager
@@ -63,6 +63,7 @@ class SweepCallback(Callback):
         self.started = time.time()
         mark_sweep_process()  # before any launcher starts workers: they inherit it
         grid, points = sweep_points(config)
+        check_managed(config, [str(o) for o in config.hydra.overrides.task])
         exp_dir = experiment_dir(config)
         port = config.sweep.prometheus_port
         if port is not None:  # before anything is written: a port that cannot be served stops the sweep

@@ -36,6 +36,40 @@ def outside_note(cfg: Any) -> str | None:
             f"{where}: git and this project's DVC pipeline do not track them there")  # fmt: skip
 
 
+#: Override keys a DVC-managed experiment may be run with: none that changes a result.
+_NEUTRAL = ("experiment", "sweep.", "output.progress", "watchdog.", "hydra.", "hydra/")
+
+
+def managed_experiments(project: Path) -> set[str]:
+    """The experiments the DVC pipeline runs: the keys of ``experiments`` in the project's ``params.yaml``."""
+    import yaml
+
+    path = project / "params.yaml"
+    if not path.is_file():
+        return set()
+    experiments = (yaml.safe_load(path.read_text()) or {}).get("experiments") or {}
+    return {str(k) for k in experiments} if isinstance(experiments, dict) else set()
+
+
+def check_managed(cfg: Any, overrides: list[str]) -> None:
+    """Refuse overrides that would change the results of a DVC-managed experiment (its results must be
+    what its config gives; ``dvc repro`` would otherwise replace them, or worse, keep them)."""
+    from hftlab.errors import ConfigError
+
+    name = str(cfg.experiment_name)
+    if name not in managed_experiments(project_dir()):
+        return
+    changing = [o for o in overrides if not o.lstrip("+~").startswith(_NEUTRAL) or o.startswith("experiment_name")]
+    if changing:
+        raise ConfigError(
+            f"{' '.join(changing)}: results/{name} belongs to the DVC pipeline (params.yaml experiments) and "
+            f"changes only through conf/experiment/{name}.yaml; to try a variant, leave out experiment= (results "
+            "go to results/scratch) or give experiment_name=<another name>",
+            key="experiment",
+            rule="managed-experiment",
+        )
+
+
 def shown(path: Path) -> str:
     """``path`` as printed: relative to the project directory when inside it."""
     try:
