@@ -72,3 +72,20 @@ def test_report_on_missing_results_is_a_clear_error(tmp_path: Path):
     project = make_project(tmp_path / "empty")
     out = hftlab(project, "report", "results", check=False)
     assert 2 == out.returncode and "results" in out.stderr
+
+
+def test_the_report_draws_the_committed_grid_and_lists_other_runs(reported, tmp_path: Path):
+    """After another grid ran into the same experiment, the summary files are put back as `git checkout`
+    would: the report draws the 4 points they list (not the live manifest's 1) and names the run outside."""
+    project, _ = reported
+    exp = project / "results" / "grid_sweep"
+    committed = {name: (exp / name).read_bytes() for name in ("summary.json", "summary.csv")}
+    before = {p.name for p in (exp / "runs").iterdir()}
+    hftlab(project, "run", "-m", "experiment=grid_sweep", "strategy.params.half_spread=0.2", "strategy.params.skew=0")
+    (other,) = {p.name for p in (exp / "runs").iterdir()} - before
+    for name, data in committed.items():
+        (exp / name).write_bytes(data)
+    hftlab(project, "report", "results/grid_sweep", "--out", str(tmp_path / "r"))
+    page = (tmp_path / "r" / "grid_sweep" / "index.html").read_text()
+    assert "<p>4 runs: 4 complete, 0 failed.</p>" in page
+    assert f"1 run directories outside this grid, not shown: <code>{other}</code>" in page

@@ -87,3 +87,19 @@ def test_a_stale_experiment_passes_once_its_sweep_ran_again(swept):
         assert 0 == out.returncode, out.stderr
     assert 1 == check(swept).returncode  # the committed results are now those of grid_num 4
     assert 0 == check(swept, "--no-stale").returncode
+
+
+def test_diff_warns_when_the_working_tree_results_are_stale(swept):
+    """`hftlab diff HEAD` (working tree) puts a stale-results warning above the metrics; fresh: none."""
+    for args in (["init", "-q", "-b", "main"], ["add", "-A"],
+                 ["-c", "user.email=t@hftlab.invalid", "-c", "user.name=t", "commit", "-qm", "results"]):  # fmt: skip
+        subprocess.run(["git", *args], cwd=swept, check=True, capture_output=True)
+    fresh = hftlab(swept, "diff", "HEAD", "--plots", "")
+    assert "Stale results" not in fresh.stdout
+    with edited(swept / "conf" / "strategy" / "grid.yaml", "grid_num: 5", "grid_num: 6"):
+        stale = hftlab(swept, "diff", "HEAD", "--plots", "")
+    assert "### ⚠ Stale results" in stale.stdout
+    assert (
+        "- **grid_sweep**: 6 problem(s), e.g. [" in stale.stdout and "strategy.params.grid_num (5 -> 6)" in stale.stdout
+    )
+    assert "| `conf/strategy/grid.yaml: params.grid_num` | 5 | 6 |" in stale.stdout

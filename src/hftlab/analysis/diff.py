@@ -123,6 +123,7 @@ def diff_markdown(repo: Path, base: str, head: str | None, plots: Path | None = 
     """The Markdown report of what changed from ``base`` to ``head`` (None = working tree)."""
     a, b = Side(repo, base), Side(repo, head)
     lines = [f"## Experiment diff: `{a.label}` → `{b.label}`", ""]
+    lines += _stale_section(repo, head)
     ca, cb = config_values(a), config_values(b)
     changed = sorted(k for k in set(ca) | set(cb) if ca.get(k, "∅") != cb.get(k, "∅"))
     lines += ["### Configuration changes", ""]
@@ -173,6 +174,26 @@ def diff_markdown(repo: Path, base: str, head: str | None, plots: Path | None = 
             lines.append(f"![{exp} net_pnl]({png.as_posix()})")
         lines.append("")
     return "\n".join(lines) + "\n"
+
+
+def _stale_section(repo: Path, head: str | None) -> list[str]:
+    """Stale results of the head side when it is the working tree or the checked-out commit (another
+    revision would need its own checkout): a warning per experiment whose committed results the code,
+    config and data of this revision would not give."""
+    from hftlab.sweep.stale import stale_results
+
+    if head is not None:
+        at = subprocess.run(["git", "rev-parse", head, "HEAD"], cwd=repo, capture_output=True, text=True)
+        revs = at.stdout.split()
+        if at.returncode != 0 or len(revs) != 2 or revs[0] != revs[1]:
+            return ["Stale results: not checked (the head revision is not checked out).", ""]
+    verdicts = [v for v in stale_results(repo.resolve() / "results", repo.resolve()) if v.problems]
+    if not verdicts:
+        return []
+    out = ["### ⚠ Stale results", ""]
+    out += [f"- **{v.experiment}**: {len(v.problems)} problem(s), e.g. {v.problems[0]}" for v in verdicts]
+    return [*out, "", "The metrics below are not what this revision computes: run `dvc repro` "
+            "(`hftlab check` lists every run and what changed).", ""]  # fmt: skip
 
 
 def _chart(

@@ -28,7 +28,7 @@ from hftlab.ranking import Goal, best_index, goal
 from hftlab.run.results import METRICS_FILE, RECORDS_DIR, RUN_FILE, WARNINGS_FILE
 from hftlab.storage.schema import L3_FEEDS
 from hftlab.sweep import manifest as M
-from hftlab.sweep.summary import summary_rows
+from hftlab.sweep.summary import committed_manifest, summary_rows
 
 MARKOUT_CURVE_S = (0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300)
 STYLE = """body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}
@@ -149,8 +149,12 @@ def _run_warnings(runs: Path, run_ids: list[str]) -> dict[str, list[str]]:
 
 
 def experiment_report(exp_dir: Path, out: Path, metric: str = "net_pnl") -> Path:
-    """Write ``out/index.html`` and PNGs for one experiment directory; return the HTML path."""
-    m = M.read(exp_dir)
+    """Write ``out/index.html`` and PNGs for one experiment directory; return the HTML path.
+
+    The grid and its runs come from the committed summary files when there are some (so after ``git
+    checkout`` + ``dvc checkout`` the report shows that commit's grid), else from the live manifest; run
+    directories outside that grid are listed, not drawn."""
+    m = committed_manifest(exp_dir) or M.read(exp_dir)
     runs = exp_dir / "runs"
     if m is None:  # a single run without a sweep manifest: report every run directory
         ids = sorted(p.name for p in runs.iterdir() if (p / RUN_FILE).is_file()) if runs.is_dir() else []
@@ -174,6 +178,15 @@ def experiment_report(exp_dir: Path, out: Path, metric: str = "net_pnl") -> Path
             f"<li>{html.escape(text)} <small>(runs: {html.escape(', '.join(ids))})</small></li>"
             for text, ids in warned.items()
         ) + "</ul>")  # fmt: skip
+    listed = {str(r.get("run_id")) for r in m["runs"]}
+    extra = (
+        sorted(p.name for p in runs.iterdir() if p.is_dir() and p.name not in listed and (p / RUN_FILE).is_file())
+        if runs.is_dir()
+        else []
+    )
+    if extra:
+        parts.append(f"<p class='extra'>{len(extra)} run directories outside this grid, not shown: "
+                     + ", ".join(f"<code>{html.escape(e)}</code>" for e in extra) + "</p>")  # fmt: skip
     if m["grid"]:
         parts.append("<p>Grid: " + " ".join(f"<code>{html.escape(g)}</code>" for g in m["grid"]) + "</p>")
     counts = M.counts(m)

@@ -24,7 +24,7 @@ from hftlab.files import atomic_write, remove_stale_temps, write_json
 from hftlab.metrics.overfitting import deflated_sharpe
 from hftlab.ranking import best_index, goal, rankable
 from hftlab.run.results import METRICS_FILE, runs_dir
-from hftlab.sweep.manifest import FINISHED, counts
+from hftlab.sweep.manifest import FINISHED, counts, verify_rows
 
 SUMMARY_FILES = ("summary.parquet", "summary.csv", "summary.json")
 #: Overrides that choose where results go, not what a run does: not parameter columns.
@@ -61,6 +61,27 @@ def summary_rows(experiment_dir: Path, manifest: dict[str, Any]) -> list[dict[st
                 row[k] = v
         rows.append(row)
     return rows
+
+
+def committed_manifest(experiment_dir: Path) -> dict[str, Any] | None:
+    """The manifest the experiment's summary files describe (None without ``summary.json`` and
+    ``summary.csv``): what was committed with the results, unlike the live ``manifest.json`` (not tracked:
+    after a ``git checkout`` it may describe another branch's grid). Points are named by their grid values
+    as the CSV holds them; finished points are verified against their run directories."""
+    import csv
+
+    summary_json, summary_csv = experiment_dir / "summary.json", experiment_dir / "summary.csv"
+    if not (summary_json.is_file() and summary_csv.is_file()):
+        return None
+    summary = json.loads(summary_json.read_text())
+    runs = []
+    with open(summary_csv, newline="") as fh:
+        for row in csv.DictReader(fh):
+            overrides = sorted(f"{k[6:]}={v}" for k, v in row.items() if k.startswith("param."))
+            status = "done" if row["status"] == "complete" else row["status"]
+            runs.append({"key": " ".join(overrides), "overrides": overrides, "run_id": row["run_id"] or None,
+                         "status": status, "error": row.get("error") or None})  # fmt: skip
+    return {"experiment": summary["experiment"], "grid": summary["grid"], "runs": verify_rows(experiment_dir, runs)}
 
 
 def best_runs(rows: list[dict[str, Any]], best_by: list[str]) -> dict[str, Any]:
