@@ -111,7 +111,7 @@ def test_a_writer_killed_mid_summary_leaves_the_previous_summary_readable(bigger
     (tmp_path / "manifest.json").write_text(json.dumps(big))
     write_summary(exp_dir, big, ["net_pnl"])
     expected = {name: (exp_dir / name).read_bytes() for name in SUMMARY_FILES}
-    caught = 0
+    caught = left = 0
     for _ in range(12):
         writer = subprocess.Popen([sys.executable, "-c", _WRITER, str(exp_dir), str(tmp_path / "manifest.json")],
                                   stdout=subprocess.PIPE, text=True)  # fmt: skip
@@ -123,10 +123,11 @@ def test_a_writer_killed_mid_summary_leaves_the_previous_summary_readable(bigger
         writer.kill()
         writer.wait()
         writer.stdout.close()
+        left += any(".tmp-" in p.name for p in exp_dir.iterdir())  # the next writer removes it
         for name in SUMMARY_FILES:
             assert expected[name] == (exp_dir / name).read_bytes(), name
     assert caught >= 10, f"only {caught} of 12 kills landed while a write was under way"
-    assert any(".tmp-" in p.name for p in exp_dir.iterdir())  # killed writers left their temporary files
+    assert left >= 1  # killed writers left temporary files (a kill can land just after a rename)
     write_summary(exp_dir, big, ["net_pnl"])
     assert [] == [p.name for p in exp_dir.iterdir() if ".tmp-" in p.name]
 

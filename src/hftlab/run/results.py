@@ -322,9 +322,7 @@ def reuse_elsewhere(run_dir: Path) -> Path | None:
         tmp = new_run_dir(run_dir)
         try:
             shutil.copytree(source, tmp, dirs_exist_ok=True, copy_function=_link_or_copy)
-            if check_complete(tmp):  # changed while it was linked: not this one
-                continue
-            _move_into_place(tmp, run_dir)
+            _move_into_place(tmp, run_dir)  # the caller verifies it (changed while it was linked: executed)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         return source
