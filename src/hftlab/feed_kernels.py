@@ -6,6 +6,8 @@ process loads them instead of compiling. No fastmath: results must be bit-identi
 
 from __future__ import annotations
 
+import heapq
+
 import numpy as np
 
 from hftlab.hftbacktest_types import (
@@ -275,3 +277,61 @@ def resting_orders(kind, side, price, qty, order_id, tick_size):
         prio[j] = place[o]
         j += 1
     return rows[np.argsort(prio, kind="mergesort")]
+
+
+@engine_jit
+def crossed_messages(exch_ts, local_ts, kind, side, price, qty, tick_size):
+    """Replay book rows (in Processing Order) and count the messages after which the book is crossed or
+    locked (best bid >= best ask), judged once a message is whole (rows sharing exchange and local time),
+    from the first snapshot row on (before it the book is not known). Returns (count, index of the last
+    row of the first such message, or -1). Levels keyed by integer tick; bests kept in lazy heaps."""
+    bids = {np.int64(0): 0.0}
+    asks = {np.int64(0): 0.0}
+    del bids[np.int64(0)]
+    del asks[np.int64(0)]
+    bid_heap = [np.int64(0)]  # negated ticks: a max-heap
+    ask_heap = [np.int64(0)]
+    bid_heap.pop()
+    ask_heap.pop()
+    started = False
+    count = 0
+    first = -1
+    n = len(kind)
+    for i in range(n):
+        k = kind[i]
+        if k == DEPTH_SNAPSHOT_EVENT:
+            started = True
+        t = np.int64(np.rint(price[i] / tick_size))
+        is_bid = side[i] > 0
+        if k == DEPTH_EVENT or k == DEPTH_SNAPSHOT_EVENT:
+            if is_bid:
+                if qty[i] > 0.0:
+                    bids[t] = qty[i]
+                    heapq.heappush(bid_heap, -t)
+                elif t in bids:
+                    del bids[t]
+            else:
+                if qty[i] > 0.0:
+                    asks[t] = qty[i]
+                    heapq.heappush(ask_heap, t)
+                elif t in asks:
+                    del asks[t]
+        elif k == DEPTH_CLEAR_EVENT:
+            book = bids if is_bid else asks
+            doomed = []
+            for level in book:
+                if (is_bid and level >= t) or ((not is_bid) and level <= t):
+                    doomed.append(level)
+            for level in doomed:
+                del book[level]
+        if not started or (i + 1 < n and exch_ts[i + 1] == exch_ts[i] and local_ts[i + 1] == local_ts[i]):
+            continue
+        while len(bid_heap) > 0 and -bid_heap[0] not in bids:
+            heapq.heappop(bid_heap)
+        while len(ask_heap) > 0 and ask_heap[0] not in asks:
+            heapq.heappop(ask_heap)
+        if len(bid_heap) > 0 and len(ask_heap) > 0 and -bid_heap[0] >= ask_heap[0]:
+            count += 1
+            if first < 0:
+                first = i
+    return count, first

@@ -296,3 +296,39 @@ def test_real_sample_with_one_absurd_local_time_is_refused_not_shifted(shared_da
         path = write_gz(tmp_path / "absurd.gz", [f"{absurd} {body}", *lines[1:]])
         refused(root, ["binance-futures", str(path), *BINANCE, "--id", "btc2"], f"{path}, line 1", rule)
     assert json.loads(cli(root, "data", "list", "--json").stdout)[0]["id"] == "btc"
+
+
+BOOK_HEADER = "exchange,symbol,timestamp,local_timestamp,is_snapshot,side,price,amount"
+DERIBIT = ("--symbol", "BTC-PERPETUAL", "--tick-size", "0.5", "--lot-size", "10", "--venue", "deribit",
+           "--contract-type", "inverse", "--contract-size", "10")  # fmt: skip
+
+
+def book_line(us: int, snapshot: bool, side: str, price: str, amount: str) -> str:
+    return f"deribit,BTC-PERPETUAL,{us},{us + 100},{str(snapshot).lower()},{side},{price},{amount}"
+
+
+SNAPSHOT = [book_line(US0, True, "bid", "100.0", "10"), book_line(US0, True, "ask", "100.5", "10")]
+
+
+@pytest.mark.parametrize(
+    ("updates", "how"),
+    [([book_line(US0 + 5, False, "bid", "101.0", "10")], "crossed"),
+     ([book_line(US0 + 5, False, "ask", "100.0", "20")], "locked")],
+    ids=["crossed", "locked"],
+)  # fmt: skip
+def test_a_book_update_that_crosses_or_locks_the_book_is_refused(root: Path, tmp_path: Path, updates, how) -> None:
+    """Replayed from the snapshot, the update leaves best bid >= best ask: refused naming its line."""
+    path = tmp_path / "book.csv"
+    path.write_text("\n".join([BOOK_HEADER, *SNAPSHOT, *updates]) + "\n")
+    refused(root, ["tardis", "--book", str(path), *DERIBIT], "line 4", "crossed-book", "crossed or locked")
+
+
+def test_a_message_that_only_crosses_halfway_is_accepted(tmp_path: Path) -> None:
+    """One message (one timestamp) raising the bid above the old ask and moving the ask up: whole, the book
+    is not crossed, so it is promoted (the book is judged once a message is whole)."""
+    path = tmp_path / "book.csv"
+    moved = [book_line(US0 + 5, False, "bid", "101.0", "10"), book_line(US0 + 5, False, "ask", "100.5", "0"),
+             book_line(US0 + 5, False, "ask", "101.5", "10")]  # fmt: skip
+    path.write_text("\n".join([BOOK_HEADER, *SNAPSHOT, *moved]) + "\n")
+    out = cli(tmp_path / "canonical", "data", "import", "tardis", "--book", str(path), *DERIBIT)
+    assert 0 == out.returncode and "promoted" in out.stdout, out.stderr
