@@ -103,14 +103,13 @@ def test_running_again_reuses_the_complete_result(two_clones):
 
 def test_the_run_cache_is_global_across_experiments(two_clones):
     """The same run definition under another experiment name is not executed: the complete run is reused
-    (hard-linked, same bytes) and said so; a run directory that is not complete is never reused."""
+    (copied, same bytes) and said so; a run directory that is not complete is never reused."""
     a, _, run_a, _ = two_clones
     out = hftlab(a, "run", "experiment_name=elsewhere")
     other = run_dir_of(a, "experiment_name=elsewhere", stdout=out.stdout)
     assert run_a.name == other.name and f"run {other.name}: cached" in out.stdout
     assert f"run {other.name}: reused from {run_a}" in out.stderr
     assert digests(run_a) == digests(other)
-    assert (run_a / "run.json").stat().st_ino == (other / "run.json").stat().st_ino
     expected = digests(run_a)
     shutil.rmtree(other)
     metrics = (run_a / "metrics.json").read_bytes()

@@ -309,10 +309,12 @@ def move_aside(run_dir: Path) -> Path:
 
 def reuse_elsewhere(run_dir: Path) -> Path | None:
     """Give ``run_dir`` (absent) the complete run of the same id from another experiment of its results
-    folder (its ``runs/`` or ``.pruned/``), hard-linked file by file (copied across filesystems) into a
-    temporary directory, then renamed into place; where it came from, or None when no experiment has it.
+    folder (its ``runs/`` or ``.pruned/``), copied into a temporary directory, then renamed into place;
+    where it came from, or None when no experiment has it.
 
-    The run cache is global: a run id is one run definition, whatever experiment it was computed for."""
+    The run cache is global: a run id is one run definition, whatever experiment it was computed for.
+    Copied, not hard-linked: DVC takes a file with several links for one of its cache links and rewrites
+    it before each stage (which also made pruning spare the directory as just written)."""
     results = run_dir.parent.parent.parent
     for source in sorted(results.glob(f"*/runs/{run_dir.name}")) + sorted(
         results.glob(f"*/{PRUNED_DIR}/{run_dir.name}")
@@ -321,19 +323,12 @@ def reuse_elsewhere(run_dir: Path) -> Path | None:
             continue
         tmp = new_run_dir(run_dir)
         try:
-            shutil.copytree(source, tmp, dirs_exist_ok=True, copy_function=_link_or_copy)
+            shutil.copytree(source, tmp, dirs_exist_ok=True)
             _move_into_place(tmp, run_dir)  # the caller verifies it (changed while it was linked: executed)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         return source
     return None
-
-
-def _link_or_copy(src: str, dst: str) -> None:
-    try:
-        os.link(src, dst)
-    except OSError:
-        shutil.copy2(src, dst)
 
 
 def restore_pruned(run_dir: Path) -> Path | None:
