@@ -13,6 +13,7 @@ import functools
 import json
 import os
 import sys
+import time
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -188,6 +189,13 @@ def build_parser() -> argparse.ArgumentParser:
     csub.add_parser("info", help="location, size limit, and every cached window").set_defaults(func=_cmd_cache_info)
     csub.add_parser("clear", help="remove every cached window").set_defaults(func=_cmd_cache_clear)
 
+    runs = sub.add_parser(
+        "runs", help="the most recent runs of every experiment (scratch included): parameters, metrics"
+    )
+    runs.add_argument("--results", type=Path, default=Path("results"), help="results folder (default: results)")
+    runs.add_argument("-n", type=int, default=20, help="how many (default 20)")
+    runs.set_defaults(func=_cmd_runs)
+
     status = sub.add_parser("status", help="progress of an experiment (exit 0 only when every run is complete)")
     status.add_argument("results_dir", help="results/<experiment>")
     status.add_argument("--top", type=int, default=0, metavar="N",
@@ -325,6 +333,29 @@ def _cmd_status(args: argparse.Namespace) -> int:
     complete = manifest.is_complete(m)
     print("complete" if complete else "NOT complete")
     return 0 if complete else 1
+
+
+def _cmd_runs(args: argparse.Namespace) -> int:
+    """Recent complete runs, newest first: when, experiment, run id, strategy and parameters, headline."""
+    from hftlab.run.results import METRICS_FILE, RUN_FILE, is_complete
+    from hftlab.sweep.app import HEADLINE
+
+    found = [p for p in args.results.glob("*/runs/*") if (p / RUN_FILE).is_file() and not p.name.startswith(".")]
+    found.sort(key=lambda p: (p.stat().st_mtime, str(p)), reverse=True)
+    print(f"{min(args.n, len(found))} most recent of {len(found)} runs in {args.results}/")
+    for p in found[: args.n]:
+        definition = json.loads((p / RUN_FILE).read_text())
+        strategy = definition["strategy"]
+        params = " ".join(f"{k}={v}" for k, v in strategy["params"].items())
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(p.stat().st_mtime))
+        print(f"{when}  {p.parent.parent.name:16} {p.name}  {strategy['name']} {params}  "
+              f"dataset {definition['dataset']['id']}@{definition['dataset']['version']}")  # fmt: skip
+        if not is_complete(p):
+            print("    not complete (hftlab check names why)")
+            continue
+        metrics = json.loads((p / METRICS_FILE).read_text())
+        print("    " + "  ".join(f"{k} {metrics[k]:.6g}" for k in HEADLINE if isinstance(metrics.get(k), int | float)))
+    return 0
 
 
 def _print_top(exp_dir: Path, m: dict[str, Any], top: int, by: str) -> None:

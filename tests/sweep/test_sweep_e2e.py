@@ -257,3 +257,16 @@ def test_status_ranks_the_best_runs_by_a_metric(swept):
     assert all(f"{drawdown[r.split()[1]]:.6g}" == r.split()[2] and "strategy.params.half_spread=" in r for r in table)
     bad = hftlab(project, "status", "results/grid_sweep", "--top", "2", "--by", "nope", check=False)
     assert 2 == bad.returncode and "hftlab: error: --by: [unknown-metric] 'nope'" in bad.stderr
+
+
+def test_runs_lists_the_most_recent_runs_of_every_experiment(swept):
+    """`hftlab runs -n 2`: the two newest run directories of results/, each with its strategy parameters
+    and its metrics as stored."""
+    project, _ = swept
+    found = sorted(project.glob("results/*/runs/*"), key=lambda p: p.stat().st_mtime, reverse=True)
+    out = hftlab(project, "runs", "-n", "2").stdout.splitlines()
+    assert f"2 most recent of {len(found)} runs in results/" == out[0]
+    for p, head, values in zip(found[:2], out[1::2], out[2::2], strict=True):
+        metrics = json.loads((p / "metrics.json").read_text())
+        assert f"{p.parent.parent.name:16} {p.name}  grid " in head and "half_spread=" in head, head
+        assert values.startswith(f"    net_pnl {metrics['net_pnl']:.6g}  gross_pnl "), values

@@ -41,7 +41,14 @@ from hftlab.storage.manifest import (
     content_hash,
     file_sha256,
 )
-from hftlab.storage.schema import FEEDS, IngestResult, arrow_schema, check_name, feed_columns, schema_version_for
+from hftlab.storage.schema import (
+    IngestResult,
+    arrow_schema,
+    check_name,
+    feed_columns,
+    processing_order,
+    schema_version_for,
+)
 from hftlab.storage.validate import validate
 from hftlab.times import NS_PER_DAY, utc_date
 
@@ -59,12 +66,7 @@ def default_root() -> Path:
 
 def assign_seq(result: IngestResult, base: int = 0) -> list[np.ndarray]:
     """Processing Order rank of every row (from ``base``): by exchange time, local time, feed rank, source order."""
-    rank = {name: i for i, name in enumerate(FEEDS)}
-    exch = np.concatenate([f.exch_ts for f in result.feeds])
-    local = np.concatenate([f.local_ts for f in result.feeds])
-    feed_rank = np.concatenate([np.full(len(f), rank[f.feed], dtype=np.int8) for f in result.feeds])
-    within = np.concatenate([np.arange(len(f), dtype=np.int64) for f in result.feeds])
-    order = np.lexsort((within, feed_rank, local, exch))
+    order = processing_order(result.feeds)
     seq = np.empty(len(order), dtype=np.int64)
     seq[order] = np.arange(base, base + len(order), dtype=np.int64)
     bounds = np.cumsum([0] + [len(f) for f in result.feeds])

@@ -294,3 +294,14 @@ class IngestResult:
     feeds: list[FeedFrame]
     #: Lineage: converter name and version, raw input hashes, generator seed and parameters.
     lineage: dict[str, Any] = field(default_factory=dict)
+
+
+def processing_order(frames: Sequence[FeedFrame]) -> np.ndarray:
+    """The Processing Order of the rows of ``frames`` taken together (indexes into their concatenation):
+    by exchange time, local time, feed rank (:data:`FEEDS` order), then order within its feed."""
+    rank = {name: i for i, name in enumerate(FEEDS)}
+    exch = np.concatenate([f.exch_ts for f in frames])
+    local = np.concatenate([f.local_ts for f in frames])
+    feed_rank = np.concatenate([np.full(len(f), rank[f.feed], dtype=np.int8) for f in frames])
+    within = np.concatenate([np.arange(len(f), dtype=np.int64) for f in frames])
+    return np.lexsort((within, feed_rank, local, exch))

@@ -34,7 +34,6 @@ from hftlab.errors import DataError
 from hftlab.storage.l3 import derive_l2
 from hftlab.storage.schema import (
     FEED_KINDS,
-    FEEDS,
     L2_BOOK_FEEDS,
     L3_FEEDS,
     OFF_GRID_FEEDS,
@@ -43,6 +42,7 @@ from hftlab.storage.schema import (
     Instrument,
     Kind,
     Side,
+    processing_order,
 )
 
 #: Allowed distance from the tick grid, in ticks (float rounding of decimal prices).
@@ -188,14 +188,12 @@ def check_book(result: IngestResult) -> None:
     frames = [f for f in result.feeds if f.feed in L2_BOOK_FEEDS and len(f)]
     if not frames:
         return
-    rank = {name: i for i, name in enumerate(FEEDS)}
-    exch = np.concatenate([f.exch_ts for f in frames])
-    local = np.concatenate([f.local_ts for f in frames])
-    feed_rank = np.concatenate([np.full(len(f), rank[f.feed], dtype=np.int8) for f in frames])
-    within = np.concatenate([np.arange(len(f), dtype=np.int64) for f in frames])
-    order = np.lexsort((within, feed_rank, local, exch))  # Processing Order (storage.catalog.assign_seq)
-    cols = {c: np.concatenate([getattr(f, c) for f in frames])[order] for c in ("kind", "side", "price", "qty")}
-    count, last = crossed_messages(exch[order], local[order], cols["kind"], cols["side"], cols["price"], cols["qty"],
+    order = processing_order(frames)
+    c = {
+        k: np.concatenate([getattr(f, k) for f in frames])[order]
+        for k in ("exch_ts", "local_ts", "kind", "side", "price", "qty")
+    }
+    count, last = crossed_messages(c["exch_ts"], c["local_ts"], c["kind"], c["side"], c["price"], c["qty"],
                                    result.instrument.tick_size)  # fmt: skip
     if count == 0:
         return
