@@ -107,6 +107,33 @@ def test_push_then_pull_in_another_clone_restores_results_without_running(clone_
     assert "reproduced: every deterministic file matches" in out.stdout
 
 
+def test_stale_results_fail_check_until_rerun_and_a_branch_switch_reports_that_commits_grid(clone_a: Path):
+    """On a branch, a committed config change without a re-run fails `hftlab check` naming the experiments
+    and the key; `dvc repro` + commit makes it pass; back on main with `dvc checkout`, check passes and the
+    report draws main's runs only."""
+    main_ids = (clone_a / "results" / "grid_sweep" / "summary.csv").read_text()
+    sh(clone_a, "git", "checkout", "-q", "-b", "grid-num-6")
+    config = clone_a / "conf" / "strategy" / "grid.yaml"
+    config.write_text(config.read_text().replace("grid_num: 5", "grid_num: 6"))
+    sh(clone_a, "git", "commit", "-qam", "grid_num 6, not re-run")
+    stale = sh(clone_a, "hftlab", "check", check=False)
+    assert 1 == stale.returncode
+    for exp in ("default", "grid_sweep"):
+        assert f"FAILED: results/{exp}: stale: [experiment={exp}" in stale.stderr, stale.stderr
+    assert "changed strategy.params.grid_num (5 -> 6)" in stale.stderr
+    sh(clone_a, "dvc", "repro")
+    sh(clone_a, "git", "commit", "-qam", "re-run")
+    assert 0 == sh(clone_a, "hftlab", "check").returncode
+    sh(clone_a, "git", "checkout", "-q", "-")
+    sh(clone_a, "dvc", "checkout")
+    assert 0 == sh(clone_a, "hftlab", "check").returncode
+    assert "" == sh(clone_a, "git", "status", "--porcelain").stdout
+    sh(clone_a, "hftlab", "report", "results/grid_sweep", "--out", str(clone_a.parent / "branch-report"))
+    page = (clone_a.parent / "branch-report" / "grid_sweep" / "index.html").read_text()
+    shown = {rid for rid in main_ids.split('"') if len(rid) == 16 and rid in page}
+    assert 6 == len(shown) and "outside this grid" not in page
+
+
 def test_editing_one_strategy_reruns_only_its_experiment(clone_a: Path):
     """Editing strategies/obi.py: dvc status lists exactly the experiment using it; repro runs only it."""
     source = clone_a / "strategies" / "obi.py"

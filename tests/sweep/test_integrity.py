@@ -24,6 +24,8 @@ from tests.run.test_run_e2e import HFTLAB, SYNTH, hftlab, make_project
 from tests.sweep.test_sweep_e2e import children
 
 BIGGER = [*SYNTH[:-1], "400"]  # runs of about half a second: long enough to act mid-sweep
+# Tests that need runs executed give them a grid_num of their own: the run cache is global, so a point another
+# test of this project already computed would be reused, not executed.
 RUN_LINE = re.compile(r"^run ([0-9a-f]{16}): (?:done|cached)", re.M)
 
 
@@ -102,7 +104,14 @@ def test_a_writer_killed_mid_summary_leaves_the_previous_summary_readable(bigger
     """kill -9 of a process writing the summary over and over, 12 times, each the moment a write is seen
     under way: every summary file is still whole (the bytes of a complete write), and the next write
     removes the temporary files the killed writers left."""
-    out = hftlab(bigger, "run", "-m", "experiment_name=summary_kill", "strategy.params.half_spread=0.1")
+    out = hftlab(
+        bigger,
+        "run",
+        "-m",
+        "experiment_name=summary_kill",
+        "strategy.params.half_spread=0.1",
+        "strategy.params.grid_num=2",
+    )
     (run_id,) = RUN_LINE.findall(out.stdout)
     exp_dir = bigger / "results" / "summary_kill"
     points = [{"key": f"p={i:05d}", "overrides": [f"strategy.params.half_spread=0.{i:05d}"], "run_id": run_id,
@@ -134,8 +143,8 @@ def test_a_writer_killed_mid_summary_leaves_the_previous_summary_readable(bigger
 
 # -- concurrent sweeps, pruning ------------------------------------------------------------------------------
 
-GRID_A = ("strategy.params.half_spread=0.1,0.2,0.3", "strategy.params.skew=0.0")
-GRID_B = ("strategy.params.half_spread=0.4,0.5", "strategy.params.skew=0.0,0.5")
+GRID_A = ("strategy.params.half_spread=0.1,0.2,0.3", "strategy.params.skew=0.0", "strategy.params.grid_num=3")
+GRID_B = ("strategy.params.half_spread=0.4,0.5", "strategy.params.skew=0.0,0.5", "strategy.params.grid_num=3")
 
 
 @pytest.fixture(scope="module")
@@ -225,7 +234,13 @@ def test_a_killed_sweep_takes_its_workers_with_it(bigger, launcher):
 def test_a_point_a_dead_sweep_left_running_is_queued_again(bigger):
     """kill -9 of a sweep (its whole process group) while a run is `running`: the manifest keeps saying
     so (status: not complete); the next sweep re-queues it, executes what is missing and completes."""
-    args = ("run", "-m", "experiment_name=left_running", "strategy.params.half_spread=0.1,0.2,0.3,0.4")
+    args = (
+        "run",
+        "-m",
+        "experiment_name=left_running",
+        "strategy.params.half_spread=0.1,0.2,0.3,0.4",
+        "strategy.params.grid_num=4",
+    )
     proc = start(bigger, *args, start_new_session=True)
     deadline = time.monotonic() + 180
     while proc.poll() is None and time.monotonic() < deadline:
@@ -251,7 +266,13 @@ def test_a_sweep_whose_run_vanished_before_it_ended_does_not_succeed(bigger):
     runs at its end, says which is not complete and exits non-zero; the same sweep again completes it."""
     import shutil
 
-    args = ("run", "-m", "experiment_name=vanished", "strategy.params.half_spread=0.1,0.2,0.3,0.4")
+    args = (
+        "run",
+        "-m",
+        "experiment_name=vanished",
+        "strategy.params.half_spread=0.1,0.2,0.3,0.4",
+        "strategy.params.grid_num=6",
+    )
     proc = start(bigger, *args)
     deleted = None
     deadline = time.monotonic() + 180

@@ -91,6 +91,7 @@ def test_a_stale_experiment_passes_once_its_sweep_ran_again(swept):
 
 def test_diff_warns_when_the_working_tree_results_are_stale(swept):
     """`hftlab diff HEAD` (working tree) puts a stale-results warning above the metrics; fresh: none."""
+    hftlab(swept, "run", *GRID)  # the committed summary of the current config again (an earlier test changed it)
     for args in (["init", "-q", "-b", "main"], ["add", "-A"],
                  ["-c", "user.email=t@hftlab.invalid", "-c", "user.name=t", "commit", "-qm", "results"]):  # fmt: skip
         subprocess.run(["git", *args], cwd=swept, check=True, capture_output=True)

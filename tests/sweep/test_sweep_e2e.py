@@ -17,6 +17,8 @@ from hftlab.sweep.fork_launcher import worker_count
 from tests.run.test_run_e2e import HFTLAB, SYNTH, digests, hftlab, make_project
 
 GRID = ("-m", "experiment=grid_sweep")
+# Tests that count executed runs give them a grid_num of their own: the run cache is global, so a point the
+# grid_sweep experiment of the shared project already computed would be reused, not executed.
 
 
 def manifest(project: Path, experiment: str) -> dict:
@@ -70,9 +72,23 @@ def test_rerunning_the_same_sweep_executes_nothing(swept):
 def test_command_line_sweep_changing_one_point_executes_one(swept):
     """A sweep from the command line; changing one grid value executes exactly that one run."""
     project, _ = swept
-    first = hftlab(project, "run", "-m", "experiment_name=cli_sweep", "strategy.params.half_spread=0.1,0.2")
+    first = hftlab(
+        project,
+        "run",
+        "-m",
+        "experiment_name=cli_sweep",
+        "strategy.params.half_spread=0.1,0.2",
+        "strategy.params.grid_num=3",
+    )
     assert "2 runs: 2 executed, 0 cached" in first.stdout
-    second = hftlab(project, "run", "-m", "experiment_name=cli_sweep", "strategy.params.half_spread=0.1,0.3")
+    second = hftlab(
+        project,
+        "run",
+        "-m",
+        "experiment_name=cli_sweep",
+        "strategy.params.half_spread=0.1,0.3",
+        "strategy.params.grid_num=3",
+    )
     assert "2 runs: 1 executed, 1 cached" in second.stdout
     assert 3 == len(run_dirs(project, "cli_sweep"))
     assert 2 == len(manifest(project, "cli_sweep")["runs"])
@@ -82,7 +98,14 @@ def test_a_grid_repeating_a_point_says_so_and_runs_it_once(swept):
     """`half_spread=0.1,0.2,0.1`: Hydra launches 3 jobs; the sweep says the grid repeats a point, executes
     2 runs, and its manifest holds 2 finished points (none left pending)."""
     project, _ = swept
-    out = hftlab(project, "run", "-m", "experiment_name=repeat", "strategy.params.half_spread=0.1,0.2,0.1")
+    out = hftlab(
+        project,
+        "run",
+        "-m",
+        "experiment_name=repeat",
+        "strategy.params.half_spread=0.1,0.2,0.1",
+        "strategy.params.grid_num=4",
+    )
     assert "the grid repeats points: 3 jobs, 2 distinct" in out.stdout
     assert 2 == len(run_dirs(project, "repeat"))
     assert ["cached", "done"] == sorted(r["status"] for r in manifest(project, "repeat")["runs"])
@@ -93,7 +116,13 @@ def test_a_failing_run_is_recorded_and_the_others_complete(swept):
     """One invalid grid point fails with its message in the manifest; the rest complete; exit code non-zero."""
     project, _ = swept
     out = hftlab(
-        project, "run", "-m", "experiment_name=with_failure", "strategy.params.order_qty=0.01,-1,0.02", check=False
+        project,
+        "run",
+        "-m",
+        "experiment_name=with_failure",
+        "strategy.params.order_qty=0.01,-1,0.02",
+        "strategy.params.grid_num=6",
+        check=False,
     )
     assert 0 != out.returncode
     assert "1 failed" in out.stdout and "order_qty" in out.stdout
@@ -111,7 +140,7 @@ def test_a_summary_that_cannot_be_written_fails_the_sweep(swept):
     project, _ = swept
     blocker = project / "results" / "unwritable" / "summary.csv"
     blocker.mkdir(parents=True)  # a directory where the summary file goes
-    out = hftlab(project, "run", "-m", "experiment_name=unwritable", check=False)
+    out = hftlab(project, "run", "-m", "experiment_name=unwritable", "strategy.params.grid_num=7", check=False)
     assert 2 == out.returncode
     assert "hftlab: error:" in out.stderr and "summary.csv" in out.stderr
     assert "done" == manifest(project, "unwritable")["runs"][0]["status"]  # the run itself completed
@@ -139,6 +168,7 @@ def test_forked_launcher_isolates_a_failing_run(swept):
     project, _ = swept
     out = hftlab(
         project, "run", "-m", "experiment_name=forked_failure", "strategy.params.order_qty=0.01,-1,0.02,0.03",
+        "strategy.params.grid_num=8",
         "hydra/launcher=forked", check=False,
     )  # fmt: skip
     assert 0 != out.returncode
