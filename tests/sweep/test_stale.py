@@ -104,3 +104,20 @@ def test_diff_warns_when_the_working_tree_results_are_stale(swept):
         "- **grid_sweep**: 6 problem(s), e.g. [" in stale.stdout and "strategy.params.grid_num (5 -> 6)" in stale.stdout
     )
     assert "| `conf/strategy/grid.yaml: params.grid_num` | 5 | 6 |" in stale.stdout
+
+
+def test_a_command_line_grid_is_judged_and_the_scratch_area_is_not(swept):
+    """A sweep whose grid is on its command line (`x=0.3,0.5`) is recomposed from it and found fresh; an
+    ad-hoc sweep (results/scratch) is not judged at all."""
+    hftlab(
+        swept, "run", "-m", "experiment_name=cl", "strategy.params.half_spread=0.3,0.5", "strategy.params.grid_num=3"
+    )
+    hftlab(swept, "run", "-m", "strategy.params.half_spread=0.3,0.5")
+    assert (swept / "results" / "scratch" / "summary.json").is_file()
+    out = check(swept)
+    assert 0 == out.returncode, out.stderr
+    assert ", 2 experiments against the current code" in out.stdout
+    with edited(swept / "conf" / "strategy" / "grid.yaml", "order_qty: 0.01", "order_qty: 0.02"):
+        stale = check(swept)
+    assert 1 == stale.returncode and "results/cl: stale: [experiment_name=cl strategy.params.grid_num=3" in stale.stderr
+    assert "results/scratch" not in stale.stderr

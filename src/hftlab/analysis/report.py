@@ -28,6 +28,7 @@ from hftlab.ranking import Goal, best_index, goal
 from hftlab.run.results import METRICS_FILE, RECORDS_DIR, RUN_FILE, WARNINGS_FILE
 from hftlab.storage.schema import L3_FEEDS
 from hftlab.sweep import manifest as M
+from hftlab.sweep.project import SCRATCH
 from hftlab.sweep.summary import committed_manifest, summary_rows
 
 MARKOUT_CURVE_S = (0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300)
@@ -225,13 +226,9 @@ def experiment_report(exp_dir: Path, out: Path, metric: str = "net_pnl") -> Path
     return index
 
 
-#: The experiment folder of ad-hoc runs: reported only when named (``hftlab report results/scratch``).
-SCRATCH = "scratch"
-
-
 def report(results: Path, out: Path, metric: str = "net_pnl") -> list[Path]:
     """Reports for ``results/<experiment>`` or for every experiment under ``results`` but the scratch area
-    of ad-hoc runs (:data:`SCRATCH`)."""
+    of ad-hoc runs (:data:`~hftlab.sweep.project.SCRATCH`: reported only when named)."""
     if (results / "runs").is_dir() or (results / M.MANIFEST).is_file():
         return [experiment_report(results, out / results.name, metric)]
     exps = (

@@ -15,6 +15,11 @@ from typing import Any
 PROJECT_ENV = "HFTLAB_PROJECT"
 
 
+#: The experiment folder of ad-hoc runs (``conf/experiment/scratch.yaml``, the default): ignored by git and
+#: DVC, left out of whole-folder reports and of the stale-results check.
+SCRATCH = "scratch"
+
+
 def project_dir() -> Path:
     """The project directory (``conf/``, ``strategies/``, ``data/``, ``results/``)."""
     return Path(os.environ.get(PROJECT_ENV) or ".").resolve()

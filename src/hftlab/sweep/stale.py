@@ -10,7 +10,8 @@ run definition that differ from the committed run's ``run.json`` (``strategy.par
 ``strategy.sha256`` for an edited strategy file, ``engine.hftlab_source_sha256`` for engine code,
 ``dataset.version``...), when that run directory is in the workspace (``dvc pull`` brings it).
 
-Only sweep experiments are judged (a folder with ``summary.json``); their runs are not executed.
+Only sweep experiments are judged (a folder with ``summary.json``; not the scratch area of ad-hoc runs);
+their runs are not executed.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any
 from hftlab.errors import HftlabError
 from hftlab.run.results import RUN_FILE, runs_dir
 from hftlab.sweep.manifest import point_key
+from hftlab.sweep.project import SCRATCH
 
 SUMMARY_JSON = "summary.json"
 SUMMARY_CSV = "summary.csv"
@@ -45,7 +47,7 @@ def stale_results(results: Path, project: Path) -> list[Staleness]:
     if not results.is_dir():
         return []
     found = []
-    for exp in sorted(p for p in results.iterdir() if (p / SUMMARY_JSON).is_file()):
+    for exp in sorted(p for p in results.iterdir() if (p / SUMMARY_JSON).is_file() and p.name != SCRATCH):
         if not (project / "conf").is_dir():
             found.append(Staleness(exp.name, 0, [f"cannot recompute its runs: no conf/ in {project}"]))
             continue
@@ -112,21 +114,27 @@ def _committed_ids(path: Path) -> set[str]:
 def _current_points(overrides: list[str], project: Path, exp: Path) -> dict[str, tuple[str, dict[str, Any]]]:
     """Each current grid point's key -> (run id, run definition), composed as ``hftlab run -m <overrides>``."""
     from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
     from hftlab.run.execute import prepare
     from hftlab.run.schema import composition_error, register_configs
     from hftlab.sweep.app import compose_runs
-    from hftlab.sweep.grid import sweep_points
+    from hftlab.sweep.grid import expand, parse
 
     register_configs(project / "strategies")
     with initialize_config_dir(config_dir=str(project / "conf"), version_base="1.3"):
-        try:
-            cfg = compose(config_name="config", overrides=overrides, return_hydra_config=True)
+        plain = [
+            str(o.input_line) for o in parse(overrides, what="summary.json overrides") if not o.is_sweep_override()
+        ]
+        try:  # composed without the sweep overrides (a,b): the experiment's own grid comes from its config
+            cfg = compose(config_name="config", overrides=plain, return_hydra_config=True)
         except (HydraException, OmegaConfBaseException) as exc:
             raise composition_error(exc) from None
-        _, points = sweep_points(cfg)
+        params = cfg.hydra.sweeper.get("params") or {}
+        loader = GlobalHydra.instance().config_loader()
+        points = expand([f"{k}={v}" for k, v in params.items()] + overrides, loader)  # as sweep.grid.grid_definition
     out = {}
     for point, config in zip(points, compose_runs(points, project), strict=True):
         prepared = prepare(config, project, results_dir=exp.parent)
