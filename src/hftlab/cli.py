@@ -403,6 +403,9 @@ def _cmd_check(args: argparse.Namespace) -> int:
     found = check(args.results, Catalog(args.root), full=args.full, dvc_cache=args.dvc_cache, project=project)
     for problem in found.problems:
         print(f"FAILED: {problem}", file=sys.stderr)
+    if found.husks:
+        print(f"note: {len(found.husks)} run directories hold only telemetry.json (left by a dvc checkout of another "
+              f"revision; not runs), e.g. {found.husks[0]}: delete them to tidy up")  # fmt: skip
     cache = f", {found.objects} DVC cache objects" if args.dvc_cache is not None else ""
     stale = "" if args.no_stale else f", {found.experiments} experiments against the current code, config and data"
     verdict = f"{len(found.problems)} problems" if found.problems else "ok"

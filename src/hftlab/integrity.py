@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hftlab.errors import StorageError
-from hftlab.run.results import check_complete
+from hftlab.run.results import TELEMETRY_FILE, check_complete
 from hftlab.storage.catalog import Catalog
 from hftlab.storage.manifest import MANIFEST_NAME
 
@@ -37,6 +37,9 @@ class Findings:
     objects: int = 0
     experiments: int = 0
     problems: list[str] = field(default_factory=list)
+    #: Run directories holding only ``telemetry.json`` (DVC-ignored): a ``dvc checkout`` of another revision
+    #: removed the rest. Not runs, and not a problem: nothing in them looks complete.
+    husks: list[Path] = field(default_factory=list)
 
 
 def check_results(results: Path, found: Findings) -> None:
@@ -48,6 +51,9 @@ def check_results(results: Path, found: Findings) -> None:
         if not runs.is_dir():
             continue
         for run_dir in sorted(p for p in runs.iterdir() if p.is_dir() and not p.name.startswith(".")):
+            if [p.name for p in run_dir.iterdir()] == [TELEMETRY_FILE]:
+                found.husks.append(run_dir)  # DVC tracks everything else: what its checkout of another revision leaves
+                continue
             found.runs += 1
             found.problems += [f"{run_dir}: {problem}" for problem in check_complete(run_dir)]
 
