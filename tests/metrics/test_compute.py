@@ -102,7 +102,7 @@ def test_compute_metrics_assembles_by_hand():
     tables = {"fills": f, "state": st, "orders": orders, "dispatch": dispatch,
               "risk": np.zeros(0, R.CHECK_DTYPE), "throttles": np.zeros(1, R.CHECK_DTYPE)}  # fmt: skip
     account = {"equity": 1.96, "fees": 0.04, "position": 0.0, "killed": False}
-    records = SimpleNamespace(tables=tables, account=account, contract_size=1.0)
+    records = SimpleNamespace(tables=tables, account=account, contract_size=1.0, inverse=False)
     m = M.compute_metrics(records, M.MetricsConfig(capital=100.0, sample_interval_ns=S, markout_horizons_ns=[S]))
     assert 1.96 == m["net_pnl"] and 2.0 == m["gross_pnl"]
     assert 0.05 == m["fees_paid"] and 0.01 == m["rebates"]
@@ -118,3 +118,11 @@ def test_compute_metrics_assembles_by_hand():
     assert S == m["sample_interval_ns"]
     assert 1.0 == m["markout_1s"]  # buy at 100, mid 101 at 2 s; the sell at 3 s has no mid at 4 s
     assert 1 == m["throttled"] and 0 == m["risk_rejections"]
+
+
+def test_traded_value_is_in_the_settlement_currency():
+    """Linear: price x qty x contract size (quote). Inverse: qty x contract size / price (base, e.g. BTC):
+    2 contracts of 10 USD at 100 and at 101 trade 20/100 + 20/101 BTC, not 4,020."""
+    price, qty = np.array([100.0, 101.0]), np.array([2.0, 2.0])
+    assert 4020.0 == M.traded_value(price, qty, 10.0, inverse=False)
+    assert pytest.approx(20 / 100 + 20 / 101, rel=1e-15) == M.traded_value(price, qty, 10.0, inverse=True)

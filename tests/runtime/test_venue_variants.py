@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from hftlab.metrics import MetricsConfig, compute_metrics
 from hftlab.runtime import load_strategy, run_backtest
 from hftlab.venue import FeeConfig, LatencyConfig, QueueConfig, VenueConfig
 from hftlab.venue.simulated import ORDER_LATENCY_DTYPE, feed_derived_latency
@@ -48,6 +49,10 @@ def test_venue_variant_runs_with_exact_accounting(window, grid, name):
         assert np.all(out.tables["fills"]["fee"] == 0.01)  # every fill a maker fill at the flat rate
     if name == "fees by quantity":
         assert np.all(out.tables["fills"]["fee"] == -0.001 * out.tables["fills"]["qty"])
+    if name == "inverse contract":  # traded value in the base currency: qty x contract size / price
+        f = out.tables["fills"]
+        traded = compute_metrics(out, MetricsConfig())["traded_value"]
+        assert out.inverse and pytest.approx(float((f["qty"] * 100.0 / f["price"]).sum()), rel=1e-12) == traded
 
 
 def test_hftbacktest_errors_surface_named_and_the_venue_closes(window, grid, monkeypatch):

@@ -46,6 +46,11 @@ class Records(Protocol):
     @property
     def contract_size(self) -> float: ...
 
+    @property
+    def inverse(self) -> bool:
+        """An inverse contract: values settle in the base currency (qty x contract size / price)."""
+        ...
+
 
 YEAR_NS = 365 * 86_400 * 1_000_000_000
 SENT = 2  # records.SENT
@@ -54,6 +59,14 @@ ACTION_NEW, ACTION_CANCEL = 1, 2
 
 def _none_if_nan(x: float) -> float | None:
     return None if not math.isfinite(x) else float(x)
+
+
+def traded_value(price: np.ndarray, qty: np.ndarray, contract_size: float, inverse: bool) -> float:
+    """Value traded, in the settlement currency as the account keeps it: sum of price x qty x contract size
+    (linear: quote currency), or of qty x contract size / price (inverse: base currency, e.g. BTC)."""
+    if inverse:
+        return float((qty * contract_size / price).sum())
+    return float((price * qty).sum() * contract_size)
 
 
 def net_pnl(final_equity: float) -> float:
@@ -171,7 +184,7 @@ def compute_metrics(records: Records, config: MetricsConfig) -> dict[str, Any]:
     s, so = sharpe(returns), sortino(returns)
     skew, kurtosis = moments(returns)
     scale = math.sqrt(YEAR_NS / sample_interval_ns)
-    value = float((fills["price"] * fills["qty"]).sum() * contract_size)
+    value = traded_value(fills["price"], fills["qty"], contract_size, records.inverse)
     out: dict[str, Any] = {
         "net_pnl": net,
         "gross_pnl": gross_pnl(account["equity"], account["fees"]),

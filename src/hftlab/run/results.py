@@ -235,6 +235,7 @@ class StoredRun:
     tables: dict[str, np.ndarray]
     account: dict[str, Any]
     contract_size: float
+    inverse: bool = False
 
 
 def read_records(run_dir: Path) -> StoredRun:
@@ -249,7 +250,8 @@ def read_records(run_dir: Path) -> StoredRun:
     account_row = _read_table(records / ACCOUNT_FILE)
     account = {name: account_row[name][0].item() for name in account_row.dtype.names or ()}
     definition = json.loads((run_dir / RUN_FILE).read_text())
-    return StoredRun(tables, account, float(definition["config"]["venue"]["contract_size"]))
+    venue = definition["config"]["venue"]
+    return StoredRun(tables, account, float(venue["contract_size"]), venue.get("contract_type") == "inverse")
 
 
 def _read_table(path: Path) -> np.ndarray:

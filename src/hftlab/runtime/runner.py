@@ -73,6 +73,10 @@ class RunOutput:
     def contract_size(self) -> float:
         return float(self.venue.contract_size)
 
+    @property
+    def inverse(self) -> bool:
+        return bool(self.venue.contract_type == "inverse")
+
 
 def contract_of(venue: VenueConfig) -> Contract:
     """The instrument and fee terms of a resolved venue config, as the loop reads them."""
