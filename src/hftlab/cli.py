@@ -189,33 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
     csub.add_parser("info", help="location, size limit, and every cached window").set_defaults(func=_cmd_cache_info)
     csub.add_parser("clear", help="remove every cached window").set_defaults(func=_cmd_cache_clear)
 
-    runs = sub.add_parser(
-        "runs", help="the most recent runs of every experiment (scratch included): parameters, metrics"
-    )
-    runs.add_argument("--results", type=Path, default=Path("results"), help="results folder (default: results)")
-    runs.add_argument("-n", type=int, default=20, help="how many (default 20)")
-    runs.set_defaults(func=_cmd_runs)
-
-    status = sub.add_parser("status", help="progress of an experiment (exit 0 only when every run is complete)")
-    status.add_argument("results_dir", help="results/<experiment>")
-    status.add_argument("--top", type=int, default=0, metavar="N",
-                        help="also print the N best finished runs by --by, with their grid values and headline metrics")  # fmt: skip
-    status.add_argument(
-        "--by",
-        default="net_pnl",
-        metavar="METRIC",
-        help="metric to rank by; a leading '-' means lower is better (default net_pnl)",
-    )
-    status.set_defaults(func=_cmd_status)
-
-    chk = sub.add_parser("check", help="verify results and datasets before trusting them (exit 1 naming each problem)")
-    chk.add_argument("--results", type=Path, default=Path("results"), help="results folder (default: results)")
-    chk.add_argument("--full", action="store_true", help="also re-hash every dataset's rows into its version")
-    chk.add_argument("--dvc-cache", type=Path, nargs="?", const=Path(".dvc/cache"), default=None,
-                     help="also check that every DVC cache object hashes to its name (default folder .dvc/cache)")  # fmt: skip
-    chk.add_argument("--no-stale", action="store_true",
-                     help="skip recomputing each sweep experiment's run ids from the current code, config and data")  # fmt: skip
-    chk.set_defaults(func=_cmd_check)
+    _add_results_commands(sub)
 
     lst = dsub.add_parser("list", help="list promoted datasets")
     lst.add_argument("--json", action="store_true", help="JSON array: id, version, rows, start, end, ...")
@@ -272,6 +246,37 @@ def _cmd_cache_info(args: argparse.Namespace) -> int:
             f"  {i['dataset_id']} {i['version']} {','.join(i['feeds'])} {window}: {len(i['chunks'])} piece(s), {e.bytes / 2**20:.1f} MiB"
         )
     return 0
+
+
+def _add_results_commands(sub: Any) -> None:
+    """The commands that read results: runs, status, check."""
+    runs = sub.add_parser(
+        "runs", help="the most recent runs of every experiment (scratch included): parameters, metrics"
+    )
+    runs.add_argument("--results", type=Path, default=Path("results"), help="results folder (default: results)")
+    runs.add_argument("-n", type=int, default=20, help="how many (default 20)")
+    runs.set_defaults(func=_cmd_runs)
+
+    status = sub.add_parser("status", help="progress of an experiment (exit 0 only when every run is complete)")
+    status.add_argument("results_dir", help="results/<experiment>")
+    status.add_argument("--top", type=int, default=0, metavar="N",
+                        help="also print the N best finished runs by --by, with their grid values and headline metrics")  # fmt: skip
+    status.add_argument(
+        "--by",
+        default="net_pnl",
+        metavar="METRIC",
+        help="metric to rank by; a leading '-' means lower is better (default net_pnl)",
+    )
+    status.set_defaults(func=_cmd_status)
+
+    chk = sub.add_parser("check", help="verify results and datasets before trusting them (exit 1 naming each problem)")
+    chk.add_argument("--results", type=Path, default=Path("results"), help="results folder (default: results)")
+    chk.add_argument("--full", action="store_true", help="also re-hash every dataset's rows into its version")
+    chk.add_argument("--dvc-cache", type=Path, nargs="?", const=Path(".dvc/cache"), default=None,
+                     help="also check that every DVC cache object hashes to its name (default folder .dvc/cache)")  # fmt: skip
+    chk.add_argument("--no-stale", action="store_true",
+                     help="skip recomputing each sweep experiment's run ids from the current code, config and data")  # fmt: skip
+    chk.set_defaults(func=_cmd_check)
 
 
 def _cmd_strategy_new(args: argparse.Namespace) -> int:
@@ -338,7 +343,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
 def _cmd_runs(args: argparse.Namespace) -> int:
     """Recent complete runs, newest first: when, experiment, run id, strategy and parameters, headline."""
     from hftlab.run.results import METRICS_FILE, RUN_FILE, is_complete
-    from hftlab.sweep.app import HEADLINE
+    from hftlab.sweep.app import headline
 
     found = [p for p in args.results.glob("*/runs/*") if (p / RUN_FILE).is_file() and not p.name.startswith(".")]
     found.sort(key=lambda p: (p.stat().st_mtime, str(p)), reverse=True)
@@ -353,8 +358,7 @@ def _cmd_runs(args: argparse.Namespace) -> int:
         if not is_complete(p):
             print("    not complete (hftlab check names why)")
             continue
-        metrics = json.loads((p / METRICS_FILE).read_text())
-        print("    " + "  ".join(f"{k} {metrics[k]:.6g}" for k in HEADLINE if isinstance(metrics.get(k), int | float)))
+        print("  " + headline(p / METRICS_FILE))
     return 0
 
 

@@ -188,3 +188,18 @@ def test_a_strategy_file_that_does_not_load_is_named_with_its_line(project: Path
         refused(project, ["strategy.name=broken"], "strategy.name", "strategy-does-not-load", error)
     finally:
         path.unlink()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["experiment=grid_sweep", "strategy.params.skew=0.1"], ["experiment_name=grid_sweep"],
+     ["-m", "experiment=grid_sweep", "strategy.params.skew=0.1,0.2"]],
+    ids=["override", "experiment_name", "sweep"],
+)  # fmt: skip
+def test_a_managed_experiment_refuses_overrides_that_change_its_results(project: Path, args: list[str]) -> None:
+    """With grid_sweep in params.yaml `experiments`, its results change only through its config."""
+    (project / "params.yaml").write_text("experiments:\n  grid_sweep:\n    strategy: grid\n")
+    try:
+        refused(project, args, "experiment", "managed-experiment", "conf/experiment/grid_sweep.yaml")
+    finally:
+        (project / "params.yaml").unlink()

@@ -122,6 +122,15 @@ def test_the_run_cache_is_global_across_experiments(two_clones):
     finally:
         (run_a / "metrics.json").unlink()
         (run_a / "metrics.json").write_bytes(metrics)
+    pruned = other.parent.parent / ".pruned" / other.name  # a copy pruning moved aside is reused too
+    pruned.parent.mkdir()
+    os.replace(other, pruned)
+    os.replace(run_a, run_a.with_name("aside"))
+    try:
+        third = hftlab(a, "run", "experiment_name=third")
+    finally:
+        os.replace(run_a.with_name("aside"), run_a)
+    assert f"run {other.name}: cached" in third.stdout and f"reused from {pruned}" in third.stderr
 
 
 def test_run_definition_has_no_absolute_path_hostname_or_time(two_clones):

@@ -5,6 +5,7 @@ composition and real runs; after the sweep runs again it passes."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,6 +15,7 @@ import pytest
 
 from tests.run.test_run_e2e import hftlab, make_project
 from tests.sweep.test_sweep_e2e import GRID
+from tests.test_integrity_check import check
 
 
 @pytest.fixture(scope="module")
@@ -21,10 +23,6 @@ def swept(tmp_path_factory) -> Path:
     project = make_project(tmp_path_factory.mktemp("stale") / "p")
     hftlab(project, "run", *GRID)
     return project
-
-
-def check(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return hftlab(project, "--root", str(project / "data" / "canonical"), "check", *args, check=False)
 
 
 def stale_lines(out: subprocess.CompletedProcess[str]) -> list[str]:
@@ -121,3 +119,37 @@ def test_a_command_line_grid_is_judged_and_the_scratch_area_is_not(swept):
         stale = check(swept)
     assert 1 == stale.returncode and "results/cl: stale: [experiment_name=cl strategy.params.grid_num=3" in stale.stderr
     assert "results/scratch" not in stale.stderr
+
+
+def test_summaries_that_cannot_be_judged_are_named(swept):
+    """A summary written before summaries recorded their command line, and one whose dataset is gone: each
+    is a problem naming the experiment (never passed as fresh, never a traceback)."""
+    exp = swept / "results" / "grid_sweep"
+    summary = json.loads((exp / "summary.json").read_text())
+    for name, overrides in (("legacy", None), ("gone", ["experiment_name=gone", "dataset.id=nope"])):
+        (swept / "results" / name).mkdir()
+        (swept / "results" / name / "summary.csv").write_bytes((exp / "summary.csv").read_bytes())
+        data = {k: v for k, v in summary.items() if k != "overrides"}
+        (swept / "results" / name / "summary.json").write_text(json.dumps(data if overrides is None else
+                                                                          {**data, "overrides": overrides}))  # fmt: skip
+    try:
+        out = check(swept)
+    finally:
+        for name in ("legacy", "gone"):
+            shutil.rmtree(swept / "results" / name)
+    assert 1 == out.returncode
+    assert "FAILED: results/legacy: stale: summary.json does not record its command line" in out.stderr
+    assert "FAILED: results/gone: stale: cannot recompute its runs: " in out.stderr and "nope" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_diff_does_not_judge_a_head_that_is_not_checked_out(swept):
+    """`hftlab diff A B` with B not the checked-out commit says the stale check was not made."""
+    git = ["git", "-c", "user.email=t@hftlab.invalid", "-c", "user.name=t"]
+    if not (swept / ".git").is_dir():
+        subprocess.run(["git", "init", "-q", "-b", "main"], cwd=swept, check=True)
+    subprocess.run(["git", "add", "-A"], cwd=swept, check=True)
+    subprocess.run([*git, "commit", "-qm", "one", "--allow-empty"], cwd=swept, check=True)
+    subprocess.run([*git, "commit", "-qm", "two", "--allow-empty"], cwd=swept, check=True)
+    out = hftlab(swept, "diff", "HEAD", "HEAD~1", "--plots", "")
+    assert "Stale results: not checked (the head revision is not checked out)." in out.stdout

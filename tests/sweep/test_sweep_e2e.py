@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import time
@@ -300,3 +301,12 @@ def test_runs_lists_the_most_recent_runs_of_every_experiment(swept):
         metrics = json.loads((p / "metrics.json").read_text())
         assert f"{p.parent.parent.name:16} {p.name}  grid " in head and "half_spread=" in head, head
         assert values.startswith(f"    net_pnl {metrics['net_pnl']:.6g}  gross_pnl "), values
+    broken = project / "results" / "broken" / "runs" / found[0].name
+    shutil.copytree(found[0], broken)
+    (broken / "metrics.json").write_text("{}")  # the newest run, and not complete: said, no metrics shown
+    os.utime(broken)  # copytree kept the source's time
+    try:
+        out = hftlab(project, "runs", "-n", "1").stdout.splitlines()
+    finally:
+        shutil.rmtree(broken.parent.parent)
+    assert f"broken           {broken.name}  grid " in out[1] and "    not complete (hftlab check names why)" == out[2]

@@ -326,7 +326,7 @@ def reuse_elsewhere(run_dir: Path) -> Path | None:
         tmp = new_run_dir(run_dir)
         try:
             shutil.copytree(source, tmp, dirs_exist_ok=True)
-            _move_into_place(tmp, run_dir)  # the caller verifies it (changed while it was linked: executed)
+            _move_into_place(tmp, run_dir)  # the caller verifies it (changed while it was copied: executed)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         return source

@@ -87,11 +87,11 @@ def run_job(cfg: DictConfig) -> RunResult | None:
 
         follow_sweep()  # a worker of a parallel launcher dies with the sweep's main process
         manifest.set_status(exp_dir, overrides, "running")
-    else:
-        check_managed(cfg, overrides)
-        if note := outside_note(cfg):
-            print(note, file=sys.stderr)
     try:
+        if not multirun:  # a sweep's callback checks these once for all its points
+            check_managed(cfg, overrides)
+            if note := outside_note(cfg):
+                print(note, file=sys.stderr)
         result = execute_composed(cfg)
     except Exception as exc:  # one failing run must not stop the sweep
         if not multirun:
@@ -110,10 +110,10 @@ def run_job(cfg: DictConfig) -> RunResult | None:
         sweep_progress(m)
     detail = "cached (complete results exist)" if result.cached else "done"
     print(f"run {result.run_id}: {detail}: {shown(result.path)}" + (f" [{' '.join(overrides)}]" if multirun else ""))
-    if not multirun:
-        print(headline(result.metrics_path))
     if multirun:
         faults.point("sweep.between")
+    else:
+        print(headline(result.metrics_path))
     return result
 
 

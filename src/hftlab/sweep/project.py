@@ -41,8 +41,9 @@ def outside_note(cfg: Any) -> str | None:
             f"{where}: git and this project's DVC pipeline do not track them there")  # fmt: skip
 
 
-#: Override keys a DVC-managed experiment may be run with: none that changes a result.
-_NEUTRAL = ("experiment", "sweep.", "output.progress", "watchdog.", "hydra.", "hydra/")
+#: Override keys (exact, or prefixes ending in '.' or '/') a DVC-managed experiment may be run with: none
+#: that changes a result.
+_NEUTRAL = ("experiment", "output.progress", "sweep.", "watchdog.", "hydra.", "hydra/")
 
 
 def managed_experiments(project: Path) -> set[str]:
@@ -64,7 +65,8 @@ def check_managed(cfg: Any, overrides: list[str]) -> None:
     name = str(cfg.experiment_name)
     if name not in managed_experiments(project_dir()):
         return
-    changing = [o for o in overrides if not o.lstrip("+~").startswith(_NEUTRAL) or o.startswith("experiment_name")]
+    keys = {o: o.lstrip("+~").partition("=")[0] for o in overrides}
+    changing = [o for o, k in keys.items() if not any(k == n or (n[-1] in "./" and k.startswith(n)) for n in _NEUTRAL)]
     if changing:
         raise ConfigError(
             f"{' '.join(changing)}: results/{name} belongs to the DVC pipeline (params.yaml experiments) and "

@@ -16,7 +16,6 @@ their runs are not executed.
 
 from __future__ import annotations
 
-import csv
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,11 +23,11 @@ from typing import Any
 
 from hftlab.errors import HftlabError
 from hftlab.run.results import RUN_FILE, runs_dir
-from hftlab.sweep.manifest import point_key
+from hftlab.sweep.manifest import FINISHED, point_key
 from hftlab.sweep.project import SCRATCH
+from hftlab.sweep.summary import committed_manifest
 
 SUMMARY_JSON = "summary.json"
-SUMMARY_CSV = "summary.csv"
 #: How many changed keys of one run are named (the rest are counted).
 _SHOWN_KEYS = 6
 
@@ -64,7 +63,7 @@ def _judge(exp: Path, project: Path) -> Staleness:
     if overrides is None:
         return Staleness(exp.name, 0, ["summary.json does not record its command line (written before hftlab "
                                        "did): run the sweep again"])  # fmt: skip
-    committed = _committed_ids(exp / SUMMARY_CSV)
+    committed = _committed_ids(exp)
     current = _current_points(list(overrides), project, exp)
     stored = _stored_definitions(exp, committed)
     definitions = [d for _, d in current.values()]
@@ -104,11 +103,11 @@ def _stored_definitions(exp: Path, committed: set[str]) -> dict[str, dict[str, A
     return out
 
 
-def _committed_ids(path: Path) -> set[str]:
-    if not path.is_file():
-        return set()
-    with open(path, newline="") as fh:
-        return {row["run_id"] for row in csv.DictReader(fh) if row.get("status") == "complete" and row.get("run_id")}
+def _committed_ids(exp: Path) -> set[str]:
+    """The run ids of the committed summary's finished points (their directories are ``hftlab check``'s
+    other part: not hashed again here)."""
+    m = committed_manifest(exp, verify=False)
+    return {r["run_id"] for r in m["runs"] if r["status"] in FINISHED and r["run_id"]} if m else set()
 
 
 def _current_points(overrides: list[str], project: Path, exp: Path) -> dict[str, tuple[str, dict[str, Any]]]:

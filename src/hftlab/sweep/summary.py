@@ -63,11 +63,11 @@ def summary_rows(experiment_dir: Path, manifest: dict[str, Any]) -> list[dict[st
     return rows
 
 
-def committed_manifest(experiment_dir: Path) -> dict[str, Any] | None:
+def committed_manifest(experiment_dir: Path, *, verify: bool = True) -> dict[str, Any] | None:
     """The manifest the experiment's summary files describe (None without ``summary.json`` and
     ``summary.csv``): what was committed with the results, unlike the live ``manifest.json`` (not tracked:
     after a ``git checkout`` it may describe another branch's grid). Points are named by their grid values
-    as the CSV holds them; finished points are verified against their run directories."""
+    as the CSV holds them; with ``verify``, finished points are verified against their run directories."""
     import csv
 
     summary_json, summary_csv = experiment_dir / "summary.json", experiment_dir / "summary.csv"
@@ -81,7 +81,8 @@ def committed_manifest(experiment_dir: Path) -> dict[str, Any] | None:
             status = "done" if row["status"] == "complete" else row["status"]
             runs.append({"key": " ".join(overrides), "overrides": overrides, "run_id": row["run_id"] or None,
                          "status": status, "error": row.get("error") or None})  # fmt: skip
-    return {"experiment": summary["experiment"], "grid": summary["grid"], "runs": verify_rows(experiment_dir, runs)}
+    runs = verify_rows(experiment_dir, runs) if verify else runs
+    return {"experiment": summary["experiment"], "grid": summary["grid"], "runs": runs}
 
 
 def best_runs(rows: list[dict[str, Any]], best_by: list[str]) -> dict[str, Any]:
