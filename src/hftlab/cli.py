@@ -267,6 +267,8 @@ def _add_results_commands(sub: Any) -> None:
         metavar="METRIC",
         help="metric to rank by; a leading '-' means lower is better (default net_pnl)",
     )
+    status.add_argument("--no-stale", action="store_true",
+                        help="skip recomputing the committed runs' ids from the current code, config and data")  # fmt: skip
     status.set_defaults(func=_cmd_status)
 
     chk = sub.add_parser("check", help="verify results and datasets before trusting them (exit 1 naming each problem)")
@@ -319,11 +321,17 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 def _cmd_status(args: argparse.Namespace) -> int:
     from hftlab.sweep import manifest
+    from hftlab.sweep.project import project_dir
+    from hftlab.sweep.stale import SUMMARY_JSON, judge
+    from hftlab.sweep.summary import status_manifest
 
     exp_dir = Path(args.results_dir)
-    m = manifest.read(exp_dir)
+    m, note = status_manifest(exp_dir)
     if m is None:
-        raise StorageError(f"{exp_dir}: no {manifest.MANIFEST}: not an experiment directory (results/<experiment>)")
+        raise StorageError(f"{exp_dir}: neither {manifest.MANIFEST} nor summary.json and summary.csv: not an "
+                           "experiment directory (results/<experiment>)")  # fmt: skip
+    if note:
+        print(f"note: {note}")
     c = manifest.counts(m)
     finished = c["done"] + c["cached"]
     print(
@@ -335,6 +343,12 @@ def _cmd_status(args: argparse.Namespace) -> int:
         print(line + (f"  error: {r['error']}" if r.get("error") else ""))
     if args.top > 0:
         _print_top(exp_dir, m, args.top, args.by)
+    if (exp_dir / SUMMARY_JSON).is_file() and not args.no_stale:
+        verdict = judge(exp_dir, project_dir())
+        for problem in verdict.problems:
+            print(f"stale: {problem}")
+        if not verdict.problems:
+            print(f"current: the {verdict.points} points' run ids are those the current code, config and data give")
     complete = manifest.is_complete(m)
     print("complete" if complete else "NOT complete")
     return 0 if complete else 1

@@ -16,11 +16,15 @@ from tests.conftest import PROJECT_ROOT
 
 pytestmark = pytest.mark.slow
 BIN = str(Path(sys.executable).parent)
+HOME: Path | None = None  #: the home folder the clones' DVC sees (set by the `place` fixture)
 
 
 def sh(cwd: Path, *cmd: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "DVC_NO_ANALYTICS": "1", "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
     env.pop("HFTLAB_PROJECT", None)
+    if HOME is not None:  # the default remote is ~/.local/share/hftlab/dvc-remote: the test's own home
+        env["XDG_CACHE_HOME"] = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")  # warm caches
+        env["HOME"] = str(HOME)
     out = subprocess.run(list(cmd), cwd=cwd, capture_output=True, text=True, env=env)
     if check and out.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} exited {out.returncode}:\n{out.stdout}\n{out.stderr}")
@@ -43,8 +47,14 @@ def changed_stages(repo: Path) -> set[str]:
 
 @pytest.fixture(scope="module")
 def place(tmp_path_factory) -> Path:
-    """A folder holding the clones and the default remote (../hftlab-dvc-remote of each clone)."""
-    return tmp_path_factory.mktemp("pipeline")
+    """A folder holding the clones and the home folder whose ~/.local/share/hftlab/dvc-remote is the
+    clones' default remote."""
+    global HOME
+    folder = tmp_path_factory.mktemp("pipeline")
+    HOME = folder / "home"
+    HOME.mkdir()
+    yield folder
+    HOME = None
 
 
 @pytest.fixture(scope="module")
@@ -95,12 +105,18 @@ def test_ad_hoc_runs_go_to_scratch_and_the_pipeline_neither_sees_nor_prunes_them
 
 
 def test_push_then_pull_in_another_clone_restores_results_without_running(clone_a: Path, place: Path):
-    """dvc push to the default remote; a clone elsewhere pulls every result, needs no re-run, and a
-    pulled run reproduces."""
+    """dvc push to the default remote; a clone in another folder finds the same remote, pulls every result,
+    needs no re-run, `hftlab check` finds every experiment current, and a pulled run reproduces."""
     sh(clone_a, "dvc", "push")
-    b = clone(place / "b")
+    assert (HOME / ".local" / "share" / "hftlab" / "dvc-remote" / "files" / "md5").is_dir()
+    (place / "elsewhere").mkdir()
+    b = clone(place / "elsewhere" / "b")
     sh(b, "dvc", "pull")
     assert set() == changed_stages(b)
+    check = sh(b, "hftlab", "check").stdout
+    assert "ok: " in check and ", 3 experiments against the current code, config and data checked" in check
+    status = sh(b, "hftlab", "status", "results/grid_sweep").stdout  # no live manifest in a fresh clone
+    assert "grid_sweep: 6/6 complete" in status and "current: the 6 points' run ids are those" in status
     summary = json.loads((b / "results" / "default" / "summary.json").read_text())
     run_id = summary["best"]["net_pnl"]["run_id"]
     assert (b / "results" / "default" / "runs" / run_id / "records" / "fills.parquet").is_file()
@@ -149,7 +165,7 @@ def test_editing_one_strategy_reruns_only_its_experiment(clone_a: Path):
 
 def test_dvc_experiments_with_our_configuration(place: Path):
     """`dvc exp run -S`, a queued sweep, and `dvc exp show` listing our metrics, on a pulled clone."""
-    b = place / "b"
+    b = place / "elsewhere" / "b"
     out = sh(b, "dvc", "exp", "run", "-S", "strategy.params.half_spread=0.3")
     assert "dvc_experiment" in out.stdout
     metrics = json.loads((b / "results" / "dvc_experiment" / "metrics.json").read_text())

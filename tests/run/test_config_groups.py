@@ -23,6 +23,9 @@ def test_a_strategy_file_without_yaml_and_an_imported_dataset_are_selected_by_na
         definition["strategy"]["name"], definition["strategy"]["source"], definition["strategy"]["params"]["grid_num"]
     )  # fmt: skip
     assert "other" == definition["dataset"]["id"]
+    groups = hftlab(project, "run", "--help").stdout
+    assert "strategy: glft, grid, mine, obi\n" in groups and "dataset: other, synthetic\n" in groups
+    assert "schema" not in groups.split("== Config ==")[0]  # each strategy's schema is not an option to pick
     missing = hftlab(project, "run", "dataset=nope", check=False)
     assert 2 == missing.returncode
     assert (

@@ -26,7 +26,7 @@ def project(tmp_path_factory) -> Path:
     path = make_project(tmp_path_factory.mktemp("watchdog") / "p")
     shutil.copyfile(Path(__file__).with_name("stall_strategy.py"), path / "strategies" / "stall.py")
     (path / "conf" / "strategy" / "stall.yaml").write_text(
-        "defaults:\n  - stall_schema\nname: stall\nparams:\n  forever: 0\n"
+        "defaults:\n  - /strategy_schema_stall@_here_\nname: stall\nparams:\n  forever: 0\n"
     )
     return path
 

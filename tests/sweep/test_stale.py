@@ -48,6 +48,34 @@ def test_fresh_results_pass_and_the_summary_records_the_command_line(swept):
     assert ["experiment=grid_sweep"] == summary["overrides"]
 
 
+def test_status_shows_the_committed_grid_and_judges_it(swept):
+    """`hftlab status`: fresh results say so; a config change is flagged per run; a live manifest.json of
+    another grid (as a checkout leaves it) is set aside with a note; without one (a fresh clone) the
+    committed summary's grid is shown."""
+    exp = swept / "results" / "grid_sweep"
+    fresh = hftlab(swept, "status", "results/grid_sweep")
+    assert "current: the 6 points' run ids are those the current code, config and data give" in fresh.stdout
+    assert "note:" not in fresh.stdout and "cached" in fresh.stdout  # the live manifest: done vs cached
+    with edited(swept / "conf" / "strategy" / "grid.yaml", "grid_num: 5", "grid_num: 6"):
+        stale = hftlab(swept, "status", "results/grid_sweep")
+    flagged = [line for line in stale.stdout.splitlines() if line.startswith("stale: [")]
+    assert 6 == len(flagged) and all("strategy.params.grid_num (5 -> 6)" in line for line in flagged), stale.stdout
+    live = (exp / "manifest.json").read_text()
+    other = json.loads(live)
+    other["runs"] = [{**r, "run_id": f"{i:016x}"} for i, r in enumerate(other["runs"][:4])]
+    (exp / "manifest.json").write_text(json.dumps(other))
+    try:
+        foreign = hftlab(swept, "status", "results/grid_sweep")
+        (exp / "manifest.json").unlink()
+        clone = hftlab(swept, "status", "results/grid_sweep", "--no-stale")
+    finally:
+        (exp / "manifest.json").write_text(live)
+    assert "note: manifest.json (not tracked) describes another grid (4 points" in foreign.stdout
+    assert "grid_sweep: 6/6 complete" in foreign.stdout and "0000000000000000" not in foreign.stdout
+    assert "grid_sweep: 6/6 complete" in clone.stdout and "note:" not in clone.stdout
+    assert "current:" not in clone.stdout and clone.stdout.endswith("complete\n")
+
+
 def test_a_changed_config_key_is_named_for_every_run(swept):
     with edited(swept / "conf" / "strategy" / "grid.yaml", "grid_num: 5", "grid_num: 6"):
         out = check(swept)

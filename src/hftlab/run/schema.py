@@ -152,9 +152,15 @@ def strategy_schema(strategy: Strategy) -> type:
     )
 
 
+#: Prefix of the name under which each strategy file's schema is stored: a primary config, not an option of
+#: the ``strategy`` group, so that ``--help`` lists only strategies (a YAML extends it with
+#: ``defaults: [/strategy_schema_<name>@_here_]``).
+SCHEMA_PREFIX = "strategy_schema_"
+
+
 def register_configs(strategies_dir: Path) -> list[str]:
     """Register the run schema and, for the project around ``strategies_dir``, the config group options
-    that need no YAML file: ``strategy/<name>_schema`` per strategy file, ``strategy/<name>`` (its
+    that need no YAML file: ``strategy_schema_<name>`` (:data:`SCHEMA_PREFIX`) per strategy file, ``strategy/<name>`` (its
     parameters' defaults) where ``conf/strategy/<name>.yaml`` does not exist, and ``dataset/<id>`` per
     dataset id in the default Canonical Storage root (``data/canonical``) without a ``conf/dataset/<id>.yaml``.
     The strategy names, in order."""
@@ -166,7 +172,7 @@ def register_configs(strategies_dir: Path) -> list[str]:
         if path.stem.startswith("_"):
             continue
         node = hydra_schema(strategy_schema(load_strategy(path.stem, strategies_dir)))
-        cs.store(group="strategy", name=f"{path.stem}_schema", node=node)
+        cs.store(name=f"{SCHEMA_PREFIX}{path.stem}", node=node)
         if not (project / "conf" / "strategy" / f"{path.stem}.yaml").is_file():
             cs.store(group="strategy", name=path.stem, node=node)
         names.append(path.stem)

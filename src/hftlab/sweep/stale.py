@@ -45,16 +45,18 @@ def stale_results(results: Path, project: Path) -> list[Staleness]:
     """The verdict of every sweep experiment under ``results`` (sorted by name)."""
     if not results.is_dir():
         return []
-    found = []
-    for exp in sorted(p for p in results.iterdir() if (p / SUMMARY_JSON).is_file() and p.name != SCRATCH):
-        if not (project / "conf").is_dir():
-            found.append(Staleness(exp.name, 0, [f"cannot recompute its runs: no conf/ in {project}"]))
-            continue
-        try:
-            found.append(_judge(exp, project))
-        except HftlabError as exc:  # a config that no longer composes, a dataset that is gone
-            found.append(Staleness(exp.name, 0, [f"cannot recompute its runs: {exc}"]))
-    return found
+    exps = sorted(p for p in results.iterdir() if (p / SUMMARY_JSON).is_file() and p.name != SCRATCH)
+    return [judge(exp, project) for exp in exps]
+
+
+def judge(exp: Path, project: Path) -> Staleness:
+    """The verdict of one sweep experiment folder ``exp`` (holding ``summary.json``)."""
+    if not (project / "conf").is_dir():
+        return Staleness(exp.name, 0, [f"cannot recompute its runs: no conf/ in {project}"])
+    try:
+        return _judge(exp, project)
+    except HftlabError as exc:  # a config that no longer composes, a dataset that is gone
+        return Staleness(exp.name, 0, [f"cannot recompute its runs: {exc}"])
 
 
 def _judge(exp: Path, project: Path) -> Staleness:

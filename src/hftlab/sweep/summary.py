@@ -85,6 +85,32 @@ def committed_manifest(experiment_dir: Path, *, verify: bool = True) -> dict[str
     return {"experiment": summary["experiment"], "grid": summary["grid"], "runs": runs}
 
 
+def status_manifest(experiment_dir: Path) -> tuple[dict[str, Any] | None, str | None]:
+    """The manifest ``hftlab status`` shows, verified, and a note on its source (None when there is nothing
+    to say). The live ``manifest.json`` is shown while it describes the committed summary's runs (it also
+    tells done from cached) or while its sweep is unfinished (running or pending points); otherwise, e.g.
+    after ``git checkout`` + ``dvc checkout`` of another revision, or on a fresh clone that has no live
+    manifest, the committed summary's grid is shown."""
+    from hftlab.sweep import manifest
+
+    live, committed = manifest.read(experiment_dir), committed_manifest(experiment_dir)
+    if committed is None or live is None:
+        return live or committed, None
+    if _ids(live) == _ids(committed):
+        return live, None
+    c = counts(live)
+    if c["running"] or c["pending"]:
+        return live, "a sweep is under way: shown is its live manifest.json, not the committed summary's grid"
+    return committed, (
+        f"{manifest.MANIFEST} (not tracked) describes another grid ({len(live['runs'])} points, e.g. of the "
+        "revision checked out before): shown is the grid of the committed summary.json/summary.csv"
+    )
+
+
+def _ids(m: dict[str, Any]) -> list[str]:
+    return sorted(str(r.get("run_id") or "") for r in m["runs"])
+
+
 def best_runs(rows: list[dict[str, Any]], best_by: list[str]) -> dict[str, Any]:
     """For each metric (``-name`` = lower is better): the best finished run, its value and parameters."""
     out: dict[str, Any] = {}
