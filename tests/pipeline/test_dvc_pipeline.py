@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -19,8 +20,8 @@ BIN = str(Path(sys.executable).parent)
 HOME: Path | None = None  #: the home folder the clones' DVC sees (set by the `place` fixture)
 
 
-def sh(cwd: Path, *cmd: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "DVC_NO_ANALYTICS": "1", "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+def sh(cwd: Path, *cmd: str, check: bool = True, **extra: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1", "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", **extra}
     env.pop("HFTLAB_PROJECT", None)
     if HOME is not None:  # the default remote is ~/.local/share/hftlab/dvc-remote: the test's own home
         env["XDG_CACHE_HOME"] = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")  # warm caches
@@ -63,10 +64,32 @@ def clone_a(place: Path) -> Path:
 
 
 def test_fresh_clone_reproduces_the_committed_experiments_bit_identically(clone_a: Path):
-    """Fresh clone + the pipeline: dvc.lock and the committed metrics are unchanged (git status clean)."""
-    out = sh(clone_a, "dvc", "repro")
-    assert "Running stage 'experiment@grid_sweep'" in out.stdout
+    """Fresh clone + the pull-request review script (no remote reachable yet: the pipeline regenerates
+    everything): the results are current, dvc.lock and the committed metrics unchanged (git status clean)."""
+    review = review_of(clone_a, "HEAD", "fresh")
+    assert "Running stage 'experiment@grid_sweep'" in review.log
     assert "" == sh(clone_a, "git", "status", "--porcelain").stdout
+    assert review.stale is False and "✅ **Results are current**" in review.text
+    assert "no DVC remote was reachable" in review.text and "No configuration changes." in review.text
+
+
+@dataclass
+class Review:
+    """What `.github/scripts/review` wrote: review.md, its log, its `stale` output, its charts."""
+
+    text: str
+    log: str
+    stale: bool
+    plots: list[str]
+
+
+def review_of(repo: Path, base: str, name: str) -> Review:
+    out, outputs = repo.parent / f"review-{name}", repo.parent / f"review-{name}.outputs"
+    sh(repo, str(repo / ".github" / "scripts" / "review"), base, str(out), GITHUB_OUTPUT=str(outputs))
+    stale = outputs.read_text().strip()
+    assert stale in ("stale=true", "stale=false")
+    plots = sorted(p.name for p in (out / "plots").glob("*.png"))
+    return Review((out / "review.md").read_text(), (out / "review.log").read_text(), stale == "stale=true", plots)
 
 
 def test_no_op_repro_and_status_report_up_to_date(clone_a: Path):
@@ -139,7 +162,15 @@ def test_stale_results_fail_check_until_rerun_and_a_branch_switch_reports_that_c
     for exp in ("default", "grid_sweep"):
         assert f"FAILED: results/{exp}: stale: [experiment={exp}" in stale.stderr, stale.stderr
     assert "changed strategy.params.grid_num (5 -> 6)" in stale.stderr
-    sh(clone_a, "dvc", "repro")
+    review = review_of(clone_a, "HEAD~1", "stale")  # as the pull request's workflow: flags, regenerates, diffs
+    assert review.stale is True and "⚠️ **Stale results**" in review.text
+    assert "the committed datasets and runs were pulled from the DVC remote" in review.text
+    for name in ("dvc.lock", "results/default/summary.csv", "results/grid_sweep/summary.json"):
+        assert f"`{name}`" in review.text.split("Files that `dvc repro` changed: ")[1].splitlines()[0]
+    assert "changed strategy.params.grid_num (5 -> 6)" in review.text  # the check of the committed results
+    assert "| `conf/strategy/grid.yaml: params.grid_num` | 5 | 6 |" in review.text  # the diff of the regenerated
+    assert "grid_sweep_net_pnl.png" in review.plots and "/grid_sweep_net_pnl.png)" in review.text
+    assert 0 == sh(clone_a, "hftlab", "check").returncode  # the regenerated results are current
     sh(clone_a, "git", "commit", "-qam", "re-run")
     assert 0 == sh(clone_a, "hftlab", "check").returncode
     sh(clone_a, "git", "checkout", "-q", "-")
