@@ -49,6 +49,7 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 COMPILED_MODULES = (
     "feed_kernels.py",
     "ingest/synthetic_kernels.py",
+    "metrics/marks.py",
     "runtime/contract.py",
     "runtime/execution.py",
     "runtime/lifecycle.py",

@@ -78,22 +78,47 @@ def test_inventory():
     assert {"inventory_mean_abs": 2.0, "inventory_max_abs": 3.0} == M.inventory(np.array([1.0, -3.0, 2.0]))
 
 
+def step_mids(ts: np.ndarray, mid: np.ndarray) -> M.MidAt:
+    """A hand-made :data:`~hftlab.metrics.compute.MidAt`: the mid as of the last change at or before each
+    time; NaN after the last time (the data's end)."""
+
+    def mid_at(times: np.ndarray) -> np.ndarray:
+        out = mid[np.searchsorted(ts, times, side="right") - 1].astype(np.float64)
+        out[times > ts[-1]] = np.nan
+        return out
+
+    return mid_at
+
+
 def test_markouts_by_hand():
     """Buy at 100 with mid 101 one second later: +1 (100 bps); sell at 100 with mid 101: -1."""
-    st = np.array([0, S, 2 * S], dtype=np.int64)
-    mid = np.array([100.0, 101.0, 99.0])
-    out = M.markouts(np.array([0, 0]), np.array([1.0, -1.0]), np.array([100.0, 100.0]), st, mid, [S, 2 * S, 5 * S])
+    mid_at = step_mids(np.array([0, S, 2 * S], dtype=np.int64), np.array([100.0, 101.0, 99.0]))
+    out = M.markouts(np.array([0, 0]), np.array([1.0, -1.0]), np.array([100.0, 100.0]), [S, 2 * S, 5 * S], mid_at)
     assert 0.0 == out["markout_1s"]  # (+1 + -1) / 2
-    assert 0.0 == out["markout_1s_bps"]
+    assert 0.0 == out["markout_1s_bps"] and 2 == out["markout_1s_n"]
+    assert pytest.approx(100.0, rel=1e-12) == out["markout_1s_bps_se"]  # std(+100, -100 bps) / sqrt(2)
     assert 0.0 == out["markout_2s"]  # buy: -1, sell: +1
-    assert out["markout_5s"] is None  # horizon past the data
-    one = M.markouts(np.array([0]), np.array([1.0]), np.array([100.0]), st, mid, [S])
+    assert out["markout_5s"] is None and 0 == out["markout_5s_n"]  # horizon past the data
+    one = M.markouts(np.array([0]), np.array([1.0]), np.array([100.0]), [S], mid_at)
     assert 1.0 == one["markout_1s"] and 100.0 == one["markout_1s_bps"]
+
+
+def test_markouts_ask_every_horizon_in_one_sorted_call():
+    """mid_at is called once, with the sorted unique times of every fill and horizon."""
+    calls = []
+
+    def mid_at(times: np.ndarray) -> np.ndarray:
+        calls.append(times.tolist())
+        return np.full(len(times), 100.0)
+
+    M.markouts(np.array([5, 0, 5]), np.ones(3), np.full(3, 100.0), [S, 2 * S], mid_at)
+    assert [[S, S + 5, 2 * S, 2 * S + 5]] == calls
 
 
 def test_compute_metrics_assembles_by_hand():
     """A two-fill run: every assembled number computed by hand."""
     f = fills([(S, 1, 100.0, 2.0, -0.01, True, 1), (3 * S, -1, 101.0, 2.0, 0.05, False, 2)])
+    f["position"] = [2.0, 0.0]  # after each fill
     st = state([(0, 0.0, 0.0, 100.0), (S, 2.0, 0.01, 100.0), (2 * S, 2.0, 2.01, 101.0), (3 * S, 0.0, 1.96, 101.0)])
     orders = np.zeros(2, R.ORDER_DTYPE)
     orders["event"], orders["order_id"] = R.SENT, [1, 2]
@@ -101,9 +126,10 @@ def test_compute_metrics_assembles_by_hand():
     dispatch["action"] = [R.ACTION_NEW, R.ACTION_NEW, R.ACTION_CANCEL]
     tables = {"fills": f, "state": st, "orders": orders, "dispatch": dispatch,
               "risk": np.zeros(0, R.CHECK_DTYPE), "throttles": np.zeros(1, R.CHECK_DTYPE)}  # fmt: skip
-    account = {"equity": 1.96, "fees": 0.04, "position": 0.0, "killed": False}
+    account = {"equity": 1.96, "fees": 0.04, "position": 0.0, "killed": False, "mid": 101.0}
     records = SimpleNamespace(tables=tables, account=account, contract_size=1.0, inverse=False)
-    m = M.compute_metrics(records, M.MetricsConfig(capital=100.0, sample_interval_ns=S, markout_horizons_ns=[S]))
+    config = M.MetricsConfig(capital=100.0, sample_interval_ns=S, markout_horizons_ns=[S])
+    m = M.compute_metrics(records, config, mid_at=step_mids(st["local_ts"], st["mid"]))
     assert 1.96 == m["net_pnl"] and 2.0 == m["gross_pnl"]
     assert 0.05 == m["fees_paid"] and 0.01 == m["rebates"]
     assert 0.0196 == m["return"]
@@ -114,9 +140,17 @@ def test_compute_metrics_assembles_by_hand():
     assert 1.0 == m["inventory_mean_abs"] and 2.0 == m["inventory_max_abs"]
     r = np.array([0.01, 2.0, -0.05]) / 100.0
     assert pytest.approx(r.mean() / r.std(ddof=1), rel=1e-12) == m["sharpe"]
-    assert pytest.approx(m["sharpe"] * math.sqrt(365 * 86_400), rel=1e-12) == m["sharpe_annualized"]
+    assert "sharpe_annualized" not in m and (3, True) == (m["returns_n"], m["returns_too_few"])  # not by default
+    yearly = M.compute_metrics(records, M.MetricsConfig(capital=100.0, sample_interval_ns=S, annualize_days=365.0),
+                               mid_at=step_mids(st["local_ts"], st["mid"]))  # fmt: skip
+    assert pytest.approx(m["sharpe"] * math.sqrt(365 * 86_400), rel=1e-12) == yearly["sharpe_annualized"]
+    assert 365.0 == yearly["annualize_days"]
     assert S == m["sample_interval_ns"]
     assert 1.0 == m["markout_1s"]  # buy at 100, mid 101 at 2 s; the sell at 3 s has no mid at 4 s
+    # both fills at the mid: no spread captured; the 2 bought at 100 are worth 101 when sold
+    assert (0.0, 2.0) == (m["spread_capture"], m["inventory_pnl"])
+    assert m["spread_capture"] + m["inventory_pnl"] - m["fees"] == m["net_pnl"]
+    assert 2.0 * 2 / 3 == m["inventory_time_weighted_abs"]  # position 2 from 1 s to 3 s of the 3 s run
     assert 1 == m["throttled"] and 0 == m["risk_rejections"]
 
 

@@ -11,6 +11,7 @@ import hftlab.metrics
 import hftlab.run.execute
 from hftlab import compose_runs, execute, prepare
 from hftlab.metrics import compute_metrics
+from hftlab.metrics.marks import replay_mids
 from hftlab.run.results import (
     METRICS_DEFINITION_FILE,
     METRICS_FILE,
@@ -35,11 +36,15 @@ def test_a_new_metric_is_computed_for_existing_runs_without_a_backtest(tmp_path,
     before = json.loads((run_dir / METRICS_FILE).read_text())
     kept = {p.name: digest(p) for p in [run_dir / RUN_FILE, *sorted((run_dir / RECORDS_DIR).iterdir())]}
 
-    # the same stored records recompute the same metrics (what makes recomputing trustworthy)
-    assert before == json.loads(json.dumps(compute_metrics(read_records(run_dir), config.metrics)))
+    # the same stored records (and the stream fed again, for markouts) recompute the same metrics: what
+    # makes recomputing trustworthy
+    prepared = prepare(config, project)
+    mid_at = replay_mids(hftlab.run.execute._fed(prepared), prepared.venue)
+    assert before == json.loads(json.dumps(compute_metrics(read_records(run_dir), config.metrics, mid_at=mid_at)))
+    assert before["markout_1s_n"] > 0
 
-    def with_fill_count(records, metrics_config):
-        return {**compute_metrics(records, metrics_config), "fill_count": len(records.tables["fills"])}
+    def with_fill_count(records, metrics_config, *, mid_at):
+        return {**compute_metrics(records, metrics_config, mid_at=mid_at), "fill_count": len(records.tables["fills"])}
 
     def no_backtest(*args, **kwargs):
         raise AssertionError("a backtest was executed")

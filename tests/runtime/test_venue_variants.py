@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from hftlab.metrics import MetricsConfig, compute_metrics
+from hftlab.metrics.marks import replay_mids
 from hftlab.runtime import load_strategy, run_backtest
 from hftlab.venue import FeeConfig, LatencyConfig, QueueConfig, VenueConfig
 from hftlab.venue.simulated import ORDER_LATENCY_DTYPE, feed_derived_latency
@@ -51,7 +52,7 @@ def test_venue_variant_runs_with_exact_accounting(window, grid, name):
         assert np.all(out.tables["fills"]["fee"] == -0.001 * out.tables["fills"]["qty"])
     if name == "inverse contract":  # traded value in the base currency: qty x contract size / price
         f = out.tables["fills"]
-        traded = compute_metrics(out, MetricsConfig())["traded_value"]
+        traded = compute_metrics(out, MetricsConfig(), mid_at=replay_mids(window, out.venue))["traded_value"]
         assert out.inverse and pytest.approx(float((f["qty"] * 100.0 / f["price"]).sum()), rel=1e-12) == traded
 
 

@@ -21,7 +21,17 @@ import yaml
 
 from hftlab.errors import HftlabError
 
-METRICS = ("net_pnl", "sharpe_annualized", "max_drawdown", "trades", "fill_ratio", "maker_share", "markout_1s_bps")
+METRICS = (
+    "net_pnl",
+    "sharpe",
+    "spread_capture",
+    "inventory_pnl",
+    "max_drawdown",
+    "trades",
+    "fill_ratio",
+    "maker_share",
+    "markout_1s_bps",
+)
 
 
 class Side:

@@ -75,9 +75,12 @@ def fills_on_price(state: np.ndarray, fills: np.ndarray, path: Path, max_points:
     return _save(fig, path)
 
 
-def markout_curve(horizons_s: np.ndarray, bps: np.ndarray, path: Path) -> Path:
+def markout_curve(horizons_s: np.ndarray, bps: np.ndarray, se: np.ndarray, path: Path) -> Path:
+    """Mean markout per horizon with a 95% band (± 1.96 standard errors)."""
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    ax.plot(horizons_s, bps, marker="o", lw=1.0)
+    ax.fill_between(horizons_s, bps - 1.96 * se, bps + 1.96 * se, alpha=0.25, lw=0, label="95% confidence band")
+    ax.plot(horizons_s, bps, marker="o", lw=1.0, label="mean")
+    ax.legend(fontsize=7)
     ax.axhline(0.0, color="black", lw=0.5)
     ax.set_xscale("symlog", linthresh=1.0)
     ax.set_xlabel("horizon after the fill (s)")

@@ -14,6 +14,7 @@ import base64
 import html
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,6 @@ import pyarrow.parquet as pq
 from hftlab.analysis import plots
 from hftlab.errors import HftlabError
 from hftlab.files import atomic_write
-from hftlab.metrics.compute import markouts
 from hftlab.ranking import Goal, best_index, goal
 from hftlab.run.results import METRICS_FILE, RECORDS_DIR, RUN_FILE, WARNINGS_FILE
 from hftlab.storage.schema import L3_FEEDS
@@ -31,7 +31,6 @@ from hftlab.sweep import manifest as M
 from hftlab.sweep.project import SCRATCH
 from hftlab.sweep.summary import committed_manifest, summary_rows
 
-MARKOUT_CURVE_S = (0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300)
 STYLE = """body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}
 table{border-collapse:collapse;font-size:12px}td,th{border:1px solid #ccc;padding:3px 6px;text-align:right}
 th{background:#f3f3f3}img{max-width:100%;border:1px solid #eee;margin:6px 0}code{background:#f6f6f6}"""
@@ -76,13 +75,24 @@ def _run_figures(run_dir: Path, out: Path) -> list[str]:
         _img(plots.inventory(state, out / "inventory.png"), "Inventory"),
         _img(plots.fills_on_price(state, fills, out / "fills_on_price.png"), "Fills on the price path"),
     ]
-    horizons = [int(h * 1e9) for h in MARKOUT_CURVE_S]
-    m = markouts(
-        fills["local_ts"], fills["side"].astype(float), fills["price"], state["local_ts"], state["mid"], horizons
-    )
-    bps = np.array([np.nan if m[f"markout_{h:g}s_bps"] is None else m[f"markout_{h:g}s_bps"] for h in MARKOUT_CURVE_S])
-    parts.append(_img(plots.markout_curve(np.array(MARKOUT_CURVE_S), bps, out / "markout_curve.png"), "Markout curve"))
+    curve = markout_curve(json.loads((run_dir / METRICS_FILE).read_text()))
+    if curve:
+        h, bps, se = (np.array(c, dtype=float) for c in zip(*curve, strict=True))
+        parts.append(_img(plots.markout_curve(h, bps, se, out / "markout_curve.png"), "Markout curve"))
     return parts
+
+
+def markout_curve(metrics: dict[str, Any]) -> list[tuple[float, float, float]]:
+    """(horizon in s, mean markout in bps, its standard error; NaN where none) for every markout horizon in a
+    run's metrics (``metrics.markout_horizons_ns``: exact horizons, see :mod:`hftlab.metrics.marks`)."""
+    found = []
+    for key in metrics:
+        m = re.fullmatch(r"markout_([0-9.e+-]+)s_bps", key)
+        if m:
+            se = metrics.get(f"markout_{m[1]}s_bps_se")
+            value = metrics[key]
+            found.append((float(m[1]), np.nan if value is None else value, np.nan if se is None else se))
+    return sorted(found)
 
 
 def _sweep_figures(rows: list[dict[str, Any]], metric: str, out: Path) -> list[str]:
@@ -215,7 +225,8 @@ def experiment_report(exp_dir: Path, out: Path, metric: str = "net_pnl") -> Path
             "run_id",
             "status",
             metric,
-            "sharpe_annualized",
+            "sharpe",
+            "returns_n",
             "max_drawdown",
             "trades",
         ]

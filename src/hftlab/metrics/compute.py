@@ -1,26 +1,36 @@
 """Run metrics: small functions over execution records, assembled by :func:`compute_metrics`.
 
-Conventions: PnL in the account currency; ``fees`` > 0 is a cost, < 0 a rebate; returns are relative
-to the configured ``capital``; a metric that cannot be computed (no fills, no variance) is None.
-Sharpe and Sortino use equity sampled every ``sample_interval_ns`` of event time and are reported per
-interval and annualized over 365 days (``sqrt(365 d / interval)``); the interval is in the output.
+Conventions: PnL, fees, traded value and capital in the settlement currency (quote for linear contracts,
+the coin for inverse ones); ``fees`` > 0 is a cost, < 0 a rebate; returns are relative to the configured
+``capital`` (in that currency); a metric that cannot be computed (no fills, no variance) is None.
+Sharpe and Sortino use equity sampled every ``sample_interval_ns`` of event time and are per sampling
+interval, with their sample size ``returns_n`` (``returns_too_few`` below :data:`MIN_RETURNS`); they are
+annualized only when ``annualize_days`` is set (its docstring states the assumption).
 ``psr`` is the Probabilistic Sharpe Ratio against zero (:mod:`hftlab.metrics.overfitting`).
+PnL attribution, time-weighted inventory and quoting: :mod:`hftlab.metrics.attribution`.
 Markouts: ``side × (mid(t + h) − fill price)`` for each fill at local time ``t`` (positive = the market
-moved our way, negative = adverse selection), with ``mid`` from the state series (last sample at or
-before ``t + h``); fills whose horizon passes the end of the data are left out.
+moved our way, negative = adverse selection), with ``mid`` at exactly ``t + h`` from the run's event
+stream (:mod:`hftlab.metrics.marks`; not the sampled state series, which would read it up to one
+sampling interval early); fills whose horizon passes the end of the data are left out, and ``_n`` counts
+the fills each markout averages.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
 
 from hftlab.checks import ranged
+from hftlab.metrics.attribution import pnl_attribution, quoting, time_weighted_inventory
 from hftlab.metrics.overfitting import moments, psr
+
+#: ``mid_at(times)``: the mid at each of ``times`` (sorted, unique, int64 ns of local time); NaN where
+#: none is known (after the data's end, or a side of the book empty).
+MidAt = Callable[[np.ndarray], np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -29,7 +39,11 @@ class MetricsConfig:
 
     capital: float = ranged(10_000.0, gt=0)  #: capital for return and turnover, in the account currency
     sample_interval_ns: int = ranged(60_000_000_000, gt=0)  #: equity sampling for Sharpe/Sortino
-    markout_horizons_ns: list[int] = ranged([1_000_000_000, 10_000_000_000, 60_000_000_000], gt=0)
+    markout_horizons_ns: list[int] = ranged([100_000_000, 1_000_000_000, 10_000_000_000, 60_000_000_000], gt=0)
+    #: Annualize Sharpe and Sortino over this many days of trading time a year (0: do not). The scaling
+    #: sqrt(days x 1 d / sample interval) assumes independent returns and trading all day on those days:
+    #: 365 for markets that never close (crypto), 252 x 6.5 / 24 = 68.25 for US equities' regular hours.
+    annualize_days: float = ranged(0.0, ge=0)
 
 
 class Records(Protocol):
@@ -52,7 +66,9 @@ class Records(Protocol):
         ...
 
 
-YEAR_NS = 365 * 86_400 * 1_000_000_000
+DAY_NS = 86_400 * 1_000_000_000
+#: Fewer sampled returns than this: Sharpe, Sortino and PSR are shown with a warning (``returns_too_few``).
+MIN_RETURNS = 30
 SENT = 2  # records.SENT
 ACTION_NEW, ACTION_CANCEL = 1, 2
 
@@ -145,34 +161,48 @@ def inventory(position: np.ndarray) -> dict[str, float]:
 
 
 def markouts(
-    fill_ts: np.ndarray,
-    side: np.ndarray,
-    price: np.ndarray,
-    state_ts: np.ndarray,
-    mid: np.ndarray,
-    horizons_ns: list[int],
-) -> dict[str, float | None]:
-    """Mean markout per horizon in price units and in basis points of the fill price."""
-    out: dict[str, float | None] = {}
-    for h in horizons_ns:
+    fill_ts: np.ndarray, side: np.ndarray, price: np.ndarray, horizons_ns: list[int], mid_at: MidAt
+) -> dict[str, float | int | None]:
+    """Mean markout per horizon ``h``: side x (mid at the fill's local time + h - fill price), in price units
+    and in basis points of the fill price (``_bps_se``: its standard error), and ``_n``, the fills it
+    averages: those whose time + h is within
+    the data with both sides of the book known. ``mid_at`` gives the mid at exact times (one call for
+    every horizon: :func:`hftlab.metrics.marks.replay_mids` replays the stream once)."""
+    targets = [fill_ts.astype(np.int64) + np.int64(h) for h in horizons_ns]
+    times = np.unique(np.concatenate(targets)) if len(fill_ts) else np.zeros(0, np.int64)
+    mids = mid_at(times) if len(times) else np.zeros(0)
+    out: dict[str, float | int | None] = {}
+    for h, target in zip(horizons_ns, targets, strict=True):
         label = f"{h / 1e9:g}s"
-        target = fill_ts + h
-        ok = (target <= (state_ts[-1] if len(state_ts) else -1)) & (len(state_ts) > 0)
-        if not np.any(ok):
-            out[f"markout_{label}"] = None
-            out[f"markout_{label}_bps"] = None
-            continue
-        idx = np.searchsorted(state_ts, target[ok], side="right") - 1
-        m = side[ok] * (mid[idx] - price[ok])
+        m = side * (mids[np.searchsorted(times, target)] - price) if len(times) else np.zeros(0)
         valid = np.isfinite(m)
         out[f"markout_{label}"] = _none_if_nan(float(m[valid].mean())) if valid.any() else None
-        bps = m[valid] / price[ok][valid] * 1e4
+        bps = m[valid] / price[valid] * 1e4
         out[f"markout_{label}_bps"] = _none_if_nan(float(bps.mean())) if valid.any() else None
+        out[f"markout_{label}_bps_se"] = (
+            _none_if_nan(float(bps.std(ddof=1) / math.sqrt(len(bps)))) if len(bps) > 1 else None
+        )
+        out[f"markout_{label}_n"] = int(valid.sum())
     return out
 
 
-def compute_metrics(records: Records, config: MetricsConfig) -> dict[str, Any]:
-    """Every metric of one run, as a flat JSON-ready dict (sorted keys when written)."""
+def _asked_once(mid_at: MidAt, fill_ts: np.ndarray, offsets: list[int]) -> MidAt:
+    """``mid_at`` asked once for every ``fill_ts + offset``; the result answers any subset of those times."""
+    times = np.unique(np.concatenate([fill_ts.astype(np.int64) + np.int64(o) for o in offsets]))
+    mids = mid_at(times) if len(times) else np.zeros(0)
+
+    def known(asked: np.ndarray) -> np.ndarray:
+        idx = np.searchsorted(times, asked)
+        if len(asked) and (np.any(idx >= len(times)) or np.any(times[np.minimum(idx, len(times) - 1)] != asked)):
+            raise ValueError("mid asked at a time not computed")
+        return mids[idx]
+
+    return known
+
+
+def compute_metrics(records: Records, config: MetricsConfig, *, mid_at: MidAt) -> dict[str, Any]:
+    """Every metric of one run, as a flat JSON-ready dict (sorted keys when written). ``mid_at`` gives the
+    mid at exact times for markouts: :func:`hftlab.metrics.marks.replay_mids` over the run's fed stream."""
     tables, account, contract_size = records.tables, records.account, records.contract_size
     capital, sample_interval_ns = config.capital, config.sample_interval_ns
     fills, state = tables["fills"], tables["state"]
@@ -183,8 +213,16 @@ def compute_metrics(records: Records, config: MetricsConfig) -> dict[str, Any]:
     returns = np.diff(sampled) / capital
     s, so = sharpe(returns), sortino(returns)
     skew, kurtosis = moments(returns)
-    scale = math.sqrt(YEAR_NS / sample_interval_ns)
+    annualized: dict[str, Any] = {}
+    if config.annualize_days:
+        scale = math.sqrt(config.annualize_days * DAY_NS / sample_interval_ns)
+        annualized = {"sharpe_annualized": None if s is None else s * scale,
+                      "sortino_annualized": None if so is None else so * scale,
+                      "annualize_days": config.annualize_days}  # fmt: skip
     value = traded_value(fills["price"], fills["qty"], contract_size, records.inverse)
+    horizons = list(config.markout_horizons_ns)
+    mid_at = _asked_once(mid_at, fills["local_ts"], [0, *horizons])  # one replay for every time asked
+    start, end = (int(state["local_ts"][0]), int(state["local_ts"][-1])) if len(state) else (0, 0)
     out: dict[str, Any] = {
         "net_pnl": net,
         "gross_pnl": gross_pnl(account["equity"], account["fees"]),
@@ -192,11 +230,11 @@ def compute_metrics(records: Records, config: MetricsConfig) -> dict[str, Any]:
         **fees_and_rebates(fills["fee"]),
         "return": net / capital,
         "sharpe": s,
-        "sharpe_annualized": None if s is None else s * scale,
         "sortino": so,
-        "sortino_annualized": None if so is None else so * scale,
+        **annualized,
         "sample_interval_ns": int(sample_interval_ns),
         "returns_n": len(returns),
+        "returns_too_few": len(returns) < MIN_RETURNS,
         "returns_skew": skew,
         "returns_kurtosis": kurtosis,
         "psr": None if s is None else psr(s, len(returns), skew, kurtosis),
@@ -209,15 +247,11 @@ def compute_metrics(records: Records, config: MetricsConfig) -> dict[str, Any]:
         "fill_ratio": fill_ratio(tables["orders"]["event"], tables["orders"]["order_id"], fills["order_id"]),
         "order_to_trade": order_to_trade(tables["dispatch"]["action"], len(fills)),
         "maker_share": maker_share(fills["qty"], fills["maker"]),
+        **pnl_attribution(fills, mid_at(fills["local_ts"]), float(account["mid"]), contract_size, records.inverse),
         **inventory(state["position"]),
-        **markouts(
-            fills["local_ts"],
-            fills["side"].astype(np.float64),
-            fills["price"],
-            state["local_ts"],
-            state["mid"],
-            list(config.markout_horizons_ns),
-        ),
+        "inventory_time_weighted_abs": time_weighted_inventory(fills["local_ts"], fills["position"], start, end),
+        **quoting(tables["orders"], start, end),
+        **markouts(fills["local_ts"], fills["side"].astype(np.float64), fills["price"], horizons, mid_at),
         "final_position": float(account["position"]),
         "killed": bool(account["killed"]),
         "risk_rejections": len(tables["risk"]),

@@ -25,7 +25,8 @@ from hftlab.feed import FeedData, Window, load_events
 from hftlab.files import jsonable
 from hftlab.hftbacktest_types import EVENT_DTYPE
 from hftlab.jit import PYTHON_MODE
-from hftlab.metrics import MetricsConfig, compute_metrics, metrics_definition
+from hftlab.metrics import compute_metrics, metrics_definition
+from hftlab.metrics.marks import replay_mids
 from hftlab.run.definition import build_definition, run_id
 from hftlab.run.results import (
     METRICS_FILE,
@@ -105,7 +106,7 @@ def execute(prepared: PreparedRun, *, force: bool = False, watched: bool = False
     or on Ctrl-C, which compiled code would otherwise hold off until it returns."""
     target = prepared.run_dir
     if not force and _cached(prepared):
-        recomputed = refresh_metrics(target, prepared.config.metrics)
+        recomputed = refresh_metrics(prepared)
         return RunResult(prepared.run_id, target, True, target / METRICS_FILE, recomputed)
     with writing(target.parent):
         clean_partial(target.parent)
@@ -140,14 +141,22 @@ def _cached(prepared: PreparedRun) -> bool:
     return not problems
 
 
-def refresh_metrics(run_dir: Path, config: MetricsConfig) -> bool:
-    """Recompute a complete run's metrics from its stored records if they were computed by other metrics
-    code or config; True if they were."""
+def refresh_metrics(prepared: PreparedRun) -> bool:
+    """Recompute a complete run's metrics from its stored records (and, for exact-horizon markouts, its
+    event stream fed again) if they were computed by other metrics code or config; True if they were."""
+    run_dir, config = prepared.run_dir, prepared.config.metrics
     current = metrics_definition(config)
     if stored_metrics_definition(run_dir) == current:
         return False
-    replace_metrics(run_dir, Metrics(compute_metrics(read_records(run_dir), config), current))
+    mid_at = replay_mids(_fed(prepared), prepared.venue)
+    replace_metrics(run_dir, Metrics(compute_metrics(read_records(run_dir), config, mid_at=mid_at), current))
     return True
+
+
+def _fed(prepared: PreparedRun) -> FeedData:
+    """The run's Event stream (its window of its dataset, the feeds it reads)."""
+    start, end = prepared.config.dataset.window()
+    return feed(prepared.dataset, Window(tuple(prepared.config.dataset.feeds), start, end))
 
 
 def _execute_here(prepared: PreparedRun) -> None:
@@ -155,12 +164,11 @@ def _execute_here(prepared: PreparedRun) -> None:
     t0 = time.perf_counter()
     bar = RunProgress(f"run {rid}", 0, 0, 1, config.output.progress)
     notice = CompileNotice(lambda: bar.say(f"run {rid}: compiling the runtime… (once per machine and code version)"))
-    start, end = config.dataset.window()
     with (
         numba_event.install_listener("numba:compile", notice),
         numba_event.install_recorder("numba:compile") as feed_compiles,
     ):
-        fed = feed(prepared.dataset, Window(tuple(config.dataset.feeds), start, end))
+        fed = _fed(prepared)
     feed_seconds = time.perf_counter() - t0
     for warning in fed.warnings:
         bar.say(f"run {rid}: warning: {warning}")
@@ -184,7 +192,11 @@ def _execute_here(prepared: PreparedRun) -> None:
             "host": platform.node(),
             "python": platform.python_version(),
         }
-        metrics = Metrics(compute_metrics(out, config.metrics), metrics_definition(config.metrics))
+        t_metrics = time.perf_counter()
+        with numba_event.install_listener("numba:compile", notice):  # markouts replay the stream: compiled
+            values = compute_metrics(out, config.metrics, mid_at=replay_mids(fed, out.venue))
+        telemetry["metrics_seconds"] = time.perf_counter() - t_metrics
+        metrics = Metrics(values, metrics_definition(config.metrics))
         telemetry["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         write_run(prepared.run_dir, prepared.definition, out, metrics, telemetry, list(fed.warnings), tmp)
     finally:

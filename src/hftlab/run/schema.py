@@ -91,7 +91,7 @@ class SweepConfig:
     """Sweep bookkeeping (not part of any run definition)."""
 
     #: Metrics whose best run summary.json names; a leading '-' means lower is better.
-    best_by: list[str] = field(default_factory=lambda: ["net_pnl", "sharpe_annualized", "-max_drawdown"])
+    best_by: list[str] = field(default_factory=lambda: ["net_pnl", "sharpe", "-max_drawdown"])
     #: After a sweep, delete run directories of this experiment that are not in its grid (DVC stages
     #: set it, so a tracked results folder holds exactly the current grid's runs).
     prune: bool = False
