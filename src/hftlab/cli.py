@@ -320,12 +320,17 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
-    from hftlab.sweep import manifest
+    from hftlab.sweep import manifest, walkforward
     from hftlab.sweep.project import project_dir
     from hftlab.sweep.stale import SUMMARY_JSON, judge
     from hftlab.sweep.summary import status_manifest
 
     exp_dir = Path(args.results_dir)
+    if (exp_dir / walkforward.RESULTS_JSON).is_file() and not (exp_dir / SUMMARY_JSON).is_file():
+        text, whole = walkforward.status(exp_dir)
+        print(text)
+        print("complete" if whole else "NOT complete")
+        return 0 if whole else 1
     m, note = status_manifest(exp_dir)
     if m is None:
         raise StorageError(f"{exp_dir}: neither {manifest.MANIFEST} nor summary.json and summary.csv: not an "

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hftlab.sweep.walkforward import format_duration, make_folds, parse_duration
+from hftlab.sweep.walkforward import Fold, format_duration, make_folds, parse_duration
 from hftlab.times import iso
 from tests.run.test_run_e2e import SYNTH, hftlab, make_project
 
@@ -131,8 +131,9 @@ def test_second_invocation_executes_nothing_and_writes_identical_results(walked)
     [
         (("--train", "0h", "--test", "10m"), "--train"),
         (("--train", "20m", "--test", "ten"), "--test"),
-        (("--train", "1h", "--test", "20m"), "--train"),  # the dataset's 72 minutes hold no 80-minute fold
-        (("--train", "20m", "--test", "10m", "--start", "2024-01-01T00:30", "--end", "2024-01-01T00:55"), "--train"),
+        # the dataset's 72 minutes hold no 90-minute fold, nor half of a last fold's 30-minute OOS
+        (("--train", "1h", "--test", "30m"), "--train"),
+        (("--train", "20m", "--test", "10m", "--start", "2024-01-01T00:30", "--end", "2024-01-01T00:54"), "--train"),
         (("--train", "20m", "--test", "10m", "--start", "soon"), "--start"),
         (("--train", "20m", "--test", "10m", "strategy.params.half_spread=0.1,0.4"), "--grid"),
         (("--train", "20m", "--test", "10m", "dataset.end=2024-01-01T00:30"), "--end"),
@@ -174,6 +175,42 @@ def test_folds_and_time_text():
     assert [(0, 30, 30, 40), (20, 50, 50, 60), (40, 70, 70, 80), (60, 90, 90, 100)] == [
         (f.is_start, f.is_end, f.oos_start, f.oos_end) for f in folds
     ]
-    assert [] == make_folds(0, 39, 30, 10, 10)
+    assert not any(f.partial for f in folds)
+    # the window ends short of the last out-of-sample period: that fold is kept, cut and marked partial,
+    # when at least half of its period is there
+    assert [Fold(0, 0, 30, 30, 39, partial=True)] == make_folds(0, 39, 30, 10, 10)
+    assert [] == make_folds(0, 34, 30, 10, 10)
+    hour, ms = 3_600 * 10**9, 10**6
+    short = make_folds(0, 5 * hour - 12 * ms, 2 * hour, hour, hour)  # the data ends 12 ms early
+    assert [False, False, True] == [f.partial for f in short] and 5 * hour - 12 * ms == short[-1].oos_end
     assert "2024-01-01T00:20:00Z" == iso(1704068400 * 10**9)
     assert "2024-01-01T00:20:00.5Z" == iso(1704068400 * 10**9 + 500_000_000)
+
+
+def test_a_window_ending_short_keeps_a_partial_last_fold_normalised_per_hour_with_status_and_report(walked, tmp_path):
+    """--end cuts fold 1's out-of-sample period to 8 of its 10 minutes: the fold is kept and marked partial;
+    every fold's metric per hour is its metric over its period's hours; the walk-forward efficiency is mean
+    OOS per hour over mean IS per hour; `hftlab status` and `hftlab report` show the folds."""
+    project, _ = walked
+    (dataset,) = json.loads(hftlab(project, "data", "list", "--json").stdout)
+    end = iso(dataset["start_ns"] + TRAIN + TEST + TEST * 8 // 10)
+    out = hftlab(project, *ARGS, "--name", "wf_partial", "--end", end)
+    result = json.loads((project / "results" / "wf_partial" / "walkforward.json").read_text())
+    folds = result["folds"]
+    assert [False, True] == [f["partial"] for f in folds] and end == folds[-1]["oos_end"]
+    assert [1 / 6, 8 / 60] == [f["oos_hours"] for f in folds] and [1 / 3, 1 / 3] == [f["is_hours"] for f in folds]
+    for f in folds:
+        assert (
+            f["is_metric"] / f["is_hours"] == f["is_per_hour"] and f["oos_metric"] / f["oos_hours"] == f["oos_per_hour"]
+        )
+    s = result["summary"]
+    mean = lambda key: sum(f[key] for f in folds) / len(folds)  # noqa: E731
+    assert (2, 1) == (s["folds"], s["partial"]) and mean("oos_per_hour") / mean("is_per_hour") == s["wfe"]
+    assert "1 partial" in out.stdout and "walk-forward efficiency (OOS/IS per hour)" in out.stdout
+    status = hftlab(project, "status", "results/wf_partial")
+    assert "walkforward wf_partial: 2 folds (1 partial), a point chosen in 2" in status.stdout
+    assert status.stdout.endswith("complete\n") and "NOT" not in status.stdout
+    hftlab(project, "report", "results/wf_partial", "--out", str(tmp_path))
+    page = (tmp_path / "wf_partial" / "index.html").read_text()
+    assert "<h2>Walk-forward</h2>" in page and "2 folds (1 partial)" in page and "walk-forward efficiency" in page
+    assert (tmp_path / "wf_partial" / "walkforward.png").is_file()

@@ -116,3 +116,18 @@ def sensitivity(series: dict[str, tuple[list, list]], metric: str, path: Path) -
         ax.set_ylabel(literal(f"mean {metric}"))
     fig.suptitle(literal(f"Parameter sensitivity of {metric}"))
     return _save(fig, path)
+
+
+def walkforward(folds: list[int], is_rate: np.ndarray, oos_rate: np.ndarray, metric: str, path: Path) -> Path:
+    """In-sample and out-of-sample metric per hour, side by side per fold."""
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    x = np.arange(len(folds))
+    ax.bar(x - 0.2, is_rate, 0.4, label="in-sample")
+    ax.bar(x + 0.2, oos_rate, 0.4, label="out-of-sample")
+    ax.axhline(0.0, color="black", lw=0.5)
+    ax.set_xticks(x, [str(f) for f in folds])
+    ax.set_xlabel("fold")
+    ax.set_ylabel(literal(f"{metric} per hour"))
+    ax.set_title(literal(f"Walk-forward: {metric} per hour of each period"))
+    ax.legend(fontsize=7)
+    return _save(fig, path)

@@ -30,6 +30,7 @@ from hftlab.storage.schema import L3_FEEDS
 from hftlab.sweep import manifest as M
 from hftlab.sweep.project import SCRATCH
 from hftlab.sweep.summary import committed_manifest, summary_rows
+from hftlab.sweep.walkforward import RESULTS_JSON as WALKFORWARD_JSON
 
 STYLE = """body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}
 table{border-collapse:collapse;font-size:12px}td,th{border:1px solid #ccc;padding:3px 6px;text-align:right}
@@ -159,6 +160,28 @@ def _run_warnings(runs: Path, run_ids: list[str]) -> dict[str, list[str]]:
     return out
 
 
+def _walkforward_section(result: dict[str, Any], out: Path) -> list[str]:
+    """The folds of ``walkforward.json``: a table (partial folds marked) and IS vs OOS per hour."""
+    metric, summary = result["metric"], result["summary"]
+    rows = [{"fold": f["fold"], "partial": "partial" if f["partial"] else "", "in-sample": f"{f['is_start']} .. {f['is_end']}",
+             "out-of-sample": f"{f['oos_start']} .. {f['oos_end']}",
+             "chosen": " ".join(f["chosen"]["overrides"]) if f["chosen"] else "(none)",
+             f"IS {metric}": f["is_metric"], f"OOS {metric}": f["oos_metric"],
+             "IS per hour": f["is_per_hour"], "OOS per hour": f["oos_per_hour"]} for f in result["folds"]]  # fmt: skip
+    rate = np.array([np.nan if f["is_per_hour"] is None else f["is_per_hour"] for f in result["folds"]], dtype=float)
+    oos = np.array([np.nan if f["oos_per_hour"] is None else f["oos_per_hour"] for f in result["folds"]], dtype=float)
+    figure = plots.walkforward([f["fold"] for f in result["folds"]], rate, oos, metric, out / "walkforward.png")
+    return [
+        "<h2>Walk-forward</h2>",
+        f"<p>train {html.escape(result['train'])}, test {html.escape(result['test'])}, step "
+        f"{html.escape(result['step'])}; {summary['folds']} folds ({summary['partial']} partial), chosen by "
+        f"{html.escape(result['goal'])} {html.escape(metric)}; walk-forward efficiency (mean OOS per hour / mean "
+        f"IS per hour): <b>{_fmt(summary['wfe'])}</b></p>",
+        _table(rows, list(rows[0])) if rows else "",
+        _img(figure, "In-sample vs out-of-sample per hour"),
+    ]
+
+
 def experiment_report(exp_dir: Path, out: Path, metric: str = "net_pnl") -> Path:
     """Write ``out/index.html`` and PNGs for one experiment directory; return the HTML path.
 
@@ -195,6 +218,8 @@ def experiment_report(exp_dir: Path, out: Path, metric: str = "net_pnl") -> Path
         if runs.is_dir()
         else []
     )
+    if (exp_dir / WALKFORWARD_JSON).is_file():
+        parts += _walkforward_section(json.loads((exp_dir / WALKFORWARD_JSON).read_text()), out)
     if extra:
         parts.append(f"<p class='extra'>{len(extra)} run directories outside this grid, not shown: "
                      + ", ".join(f"<code>{html.escape(e)}</code>" for e in extra) + "</p>")  # fmt: skip

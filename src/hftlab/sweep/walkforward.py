@@ -2,7 +2,8 @@
 
 The dataset window ``[start, end)`` is split into rolling folds: fold ``k`` has the in-sample (IS) period
 ``[start + k·step, + train)`` and the out-of-sample (OOS) period ``[IS end, + test)``, for every ``k``
-whose OOS end is at or before ``end``. In each fold every grid point runs on the IS period, the best by
+whose OOS end is at or before ``end``, plus a last fold cut at ``end`` and marked ``partial`` when at least
+half its OOS period is there (:func:`make_folds`). In each fold every grid point runs on the IS period, the best by
 the chosen metric is picked (``-name``: lower is better; ties: the first in grid order; a run without a
 finite value of the metric is never picked), and the picked parameters run on the OOS period.
 
@@ -13,6 +14,12 @@ are composed in-process with Hydra's compose API (one process: imports and cache
 Outputs, deterministic for a given set of results (sorted keys, no wall-clock time, no absolute path):
 ``results/<name>/walkforward.json`` (every fold: windows, chosen overrides, IS and OOS metric and run
 ids, every IS grid result) and ``walkforward.csv`` (one row per fold). A side-by-side table is printed.
+
+IS and OOS periods differ in length (2 h against 1 h, or a partial last fold), so each fold also has
+the metric per hour of its period (``is_per_hour``, ``oos_per_hour``): comparable for metrics that add up
+over time (PnL, trades, volume; not for ratios such as Sharpe), and the summary's walk-forward
+efficiency ``wfe`` = mean OOS per hour / mean IS per hour (Pardo: above ~0.5 the in-sample choice
+carries over out of sample).
 """
 
 from __future__ import annotations
@@ -50,6 +57,7 @@ __all__ = ["Fold", "build_parser", "format_duration", "main", "make_folds", "par
 
 RESULTS_JSON = "walkforward.json"
 RESULTS_CSV = "walkforward.csv"
+HOUR_NS = 3_600 * 10**9
 
 
 # --------------------------------------------------------------------------------------------- parsing
@@ -204,7 +212,7 @@ def _plan(args: argparse.Namespace) -> _Plan:
             f"window too short for one fold: --train {format_duration(args.train)} "
             f"+ --test {format_duration(args.test)} "
             f"= {format_duration(args.train + args.test)}, but the window --start {iso(start)} .. --end {iso(end)} "
-            f"is {format_duration(end - start)}"
+            f"is {format_duration(end - start)} (a fold cut short by the end needs half of --test out of sample)"
         )
     return _Plan(args, project, points, configs, start, end, step, folds, metric)
 
@@ -219,10 +227,13 @@ def _run_fold(plan: _Plan, fold: Fold, runner: _Runner) -> dict[str, Any]:
     best = best_index([r.metric for r in is_runs], plan.goal.lower)
     row: dict[str, Any] = {
         "fold": fold.index,
+        "partial": fold.partial,
         "is_start": iso(fold.is_start),
         "is_end": iso(fold.is_end),
         "oos_start": iso(fold.oos_start),
         "oos_end": iso(fold.oos_end),
+        "is_hours": (fold.is_end - fold.is_start) / HOUR_NS,
+        "oos_hours": (fold.oos_end - fold.oos_start) / HOUR_NS,
         "is_results": [
             {"index": i, "overrides": point, "params": _params(point), "run_id": r.run_id, "metric": r.metric}
             for i, (point, r) in enumerate(zip(points, is_runs, strict=True))
@@ -230,6 +241,8 @@ def _run_fold(plan: _Plan, fold: Fold, runner: _Runner) -> dict[str, Any]:
         "chosen": None,
         "is_metric": None,
         "oos_metric": None,
+        "is_per_hour": None,
+        "oos_per_hour": None,
         "is_run_id": None,
         "oos_run_id": None,
     }
@@ -242,6 +255,8 @@ def _run_fold(plan: _Plan, fold: Fold, runner: _Runner) -> dict[str, Any]:
         chosen={"index": best, "overrides": points[best], "params": _params(points[best])},
         is_metric=is_runs[best].metric,
         oos_metric=oos.metric,
+        is_per_hour=_per_hour(is_runs[best].metric, row["is_hours"]),
+        oos_per_hour=_per_hour(oos.metric, row["oos_hours"]),
         is_run_id=is_runs[best].run_id,
         oos_run_id=oos.run_id,
     )
@@ -307,6 +322,10 @@ def main(argv: list[str]) -> int:
 # --------------------------------------------------------------------------------------------- outputs
 
 
+def _per_hour(value: float | None, hours: float) -> float | None:
+    return None if value is None or hours <= 0 else value / hours
+
+
 def _summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
     def stats(key: str) -> dict[str, Any]:
         values = [r[key] for r in rows if r[key] is not None]
@@ -316,11 +335,16 @@ def _summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
             "sum": sum(values) if values else None,
         }
 
+    is_rate, oos_rate = stats("is_per_hour")["mean"], stats("oos_per_hour")["mean"]
     return {
         "folds": len(rows),
+        "partial": sum(bool(r["partial"]) for r in rows),
         "chosen": sum(r["chosen"] is not None for r in rows),
         "is": stats("is_metric"),
         "oos": stats("oos_metric"),
+        "is_per_hour": stats("is_per_hour"),
+        "oos_per_hour": stats("oos_per_hour"),
+        "wfe": oos_rate / is_rate if is_rate and oos_rate is not None else None,
     }
 
 
@@ -338,6 +362,7 @@ def _csv(rows: list[dict[str, Any]], param_keys: list[str], metric: str) -> str:
     writer.writerow(
         [
             "fold",
+            "partial",
             "is_start",
             "is_end",
             "oos_start",
@@ -345,6 +370,8 @@ def _csv(rows: list[dict[str, Any]], param_keys: list[str], metric: str) -> str:
             *param_keys,
             f"is_{metric}",
             f"oos_{metric}",
+            f"is_{metric}_per_hour",
+            f"oos_{metric}_per_hour",
             "is_run_id",
             "oos_run_id",
         ]
@@ -353,9 +380,10 @@ def _csv(rows: list[dict[str, Any]], param_keys: list[str], metric: str) -> str:
         params = r["chosen"]["params"] if r["chosen"] else {}
         writer.writerow(
             [
-                r["fold"], r["is_start"], r["is_end"], r["oos_start"], r["oos_end"],
+                r["fold"], _cell(r["partial"]), r["is_start"], r["is_end"], r["oos_start"], r["oos_end"],
                 *[_cell(params.get(k)) for k in param_keys],
-                _cell(r["is_metric"]), _cell(r["oos_metric"]), _cell(r["is_run_id"]), _cell(r["oos_run_id"]),
+                _cell(r["is_metric"]), _cell(r["oos_metric"]), _cell(r["is_per_hour"]), _cell(r["oos_per_hour"]),
+                _cell(r["is_run_id"]), _cell(r["oos_run_id"]),
             ]
         )  # fmt: skip
     return buf.getvalue()
@@ -369,25 +397,51 @@ def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.6g}"
 
 
+def status(exp_dir: Path) -> tuple[str, bool]:
+    """``hftlab status`` of a walk-forward folder: its fold table and whether it is whole (every fold has a
+    chosen point, every run directory it names is complete)."""
+    from hftlab.run.results import check_complete, runs_dir
+
+    result = json.loads((exp_dir / RESULTS_JSON).read_text())
+    spec = ("-" if result["goal"] == "min" else "") + result["metric"]
+    runs = runs_dir(exp_dir.parent, exp_dir.name)
+    ids = {
+        rid
+        for f in result["folds"]
+        for rid in (f["is_run_id"], f["oos_run_id"], *(r["run_id"] for r in f["is_results"]))
+        if rid
+    }
+    broken = sorted(rid for rid in ids if check_complete(runs / rid))
+    s = result["summary"]
+    lines = [f"walkforward {result['experiment']}: {s['folds']} folds ({s['partial']} partial), a point chosen in "
+             f"{s['chosen']}; train {result['train']}, test {result['test']}, step {result['step']}, metric {spec}",
+             _table(result["folds"], spec, s)]  # fmt: skip
+    lines += [f"  incomplete run directory: {runs / rid} (hftlab check names why)" for rid in broken]
+    return "\n".join(lines), not broken and s["chosen"] == s["folds"]
+
+
 def _table(rows: list[dict[str, Any]], metric_spec: str, summary: dict[str, Any]) -> str:
     metric = metric_spec.lstrip("-")
-    header = ["fold", "in-sample", "out-of-sample", "chosen", f"IS {metric}", f"OOS {metric}"]
+    header = ["fold", "in-sample", "out-of-sample", "chosen", f"IS {metric}", f"OOS {metric}", "IS /h", "OOS /h"]
     body = []
     for r in rows:
         chosen = (" ".join(r["chosen"]["overrides"]) or "(defaults)") if r["chosen"] else "(none)"
         body.append(
             [
-                str(r["fold"]),
+                str(r["fold"]) + (" partial" if r["partial"] else ""),
                 f"{_short(r['is_start'])} .. {_short(r['is_end'])}",
                 f"{_short(r['oos_start'])} .. {_short(r['oos_end'])}",
                 chosen,
                 _fmt(r["is_metric"]),
                 _fmt(r["oos_metric"]),
+                _fmt(r["is_per_hour"]),
+                _fmt(r["oos_per_hour"]),
             ]
         )
-    body.append(["mean", "", "", "", _fmt(summary["is"]["mean"]), _fmt(summary["oos"]["mean"])])
+    means = [_fmt(summary[k]["mean"]) for k in ("is", "oos", "is_per_hour", "oos_per_hour")]
+    body.append(["mean", "", "", f"walk-forward efficiency (OOS/IS per hour): {_fmt(summary['wfe'])}", *means])
     widths = [max(len(line[i]) for line in [header, *body]) for i in range(len(header))]
-    right = {0, 4, 5}
+    right = {0, 4, 5, 6, 7}
 
     def line(cells: list[str]) -> str:
         return "  ".join(

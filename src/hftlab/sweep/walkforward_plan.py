@@ -120,14 +120,21 @@ class Fold:
     is_end: int
     oos_start: int
     oos_end: int
+    partial: bool = False  #: its out-of-sample period is cut short by the end of the window
 
 
 def make_folds(start: int, end: int, train: int, test: int, step: int) -> list[Fold]:
-    """Fold k: IS [start + k·step, + train), OOS [IS end, + test), while the OOS end <= end."""
+    """Fold k: IS [start + k·step, + train), OOS [IS end, + test), while the OOS end <= end. Then a last
+    fold whose OOS would pass ``end`` is kept, its OOS cut at ``end`` and marked partial, when at least
+    half of its OOS period is there (the data often ends a few ms short of a round window: dropping that
+    fold would drop most of a period; a shorter remainder is not a fold)."""
     folds = []
     k = 0
     while start + k * step + train + test <= end:
         s = start + k * step
         folds.append(Fold(k, s, s + train, s + train, s + train + test))
         k += 1
+    s = start + k * step
+    if s + train < end and (end - (s + train)) * 2 >= test and (not folds or folds[-1].oos_end < end):
+        folds.append(Fold(k, s, s + train, s + train, end, partial=True))
     return folds
