@@ -16,6 +16,9 @@ def test_goal_parses_direction_and_refuses_an_empty_name():
     assert Goal("net_pnl", False) == goal("net_pnl")
     assert Goal("max_drawdown", True) == goal("-max_drawdown")
     assert "min" == goal("-x").word and "max" == goal("x").word
+    # a bare name takes the metric's own direction: `--metric max_drawdown` means the smallest drawdown
+    assert Goal("max_drawdown", True) == goal("max_drawdown") and Goal("max_drawdown", False) == goal("+max_drawdown")
+    assert Goal("net_pnl", False) == goal("+net_pnl") and Goal("fees", True) == goal("fees")
     with pytest.raises(ConfigError, match=r"--metric '-': give a metric name"):
         goal("-", "--metric")
 
@@ -43,6 +46,7 @@ def test_every_chooser_uses_the_rule():
     assert chosen is not None and "b" == chosen["run_id"]
     assert _choose(rows, goal("sharpe")) is None  # no run has it: none is the best
     assert "c" == (_choose(rows[2:], goal("max_drawdown")) or {})["run_id"]  # an only run is shown anyway
+    assert "b" == (_choose(rows, goal("max_drawdown")) or {})["run_id"]  # not the worst drawdown
 
 
 def test_ranked_orders_the_rankable_values_best_first_keeping_ties_in_order():

@@ -265,7 +265,7 @@ def _add_results_commands(sub: Any) -> None:
         "--by",
         default="net_pnl",
         metavar="METRIC",
-        help="metric to rank by; a leading '-' means lower is better (default net_pnl)",
+        help="metric to rank by; '-name' lower is better, '+name' higher; a bare name takes the metric's own direction (default net_pnl)",
     )
     status.add_argument("--no-stale", action="store_true",
                         help="skip recomputing the committed runs' ids from the current code, config and data")  # fmt: skip

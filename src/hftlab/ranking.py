@@ -1,7 +1,9 @@
 """Best by a metric: the one rule every chooser uses (sweep summaries, walk-forward folds, reports).
 
-A metric spec is a metric name, ``-name`` when lower is better. Only finite numbers rank (not bools, None,
-NaN or infinities: a run without a finite value is never the best); ties go to the first in order.
+A metric spec is a metric name, ``-name`` when lower is better, ``+name`` when higher is. A bare name takes
+the metric's own direction: lower is better for the metrics of :data:`LOWER_IS_BETTER` (drawdown, fees,
+inventory, refusals...), higher for every other. Only finite numbers rank (not bools, None, NaN or
+infinities: a run without a finite value is never the best); ties go to the first in order.
 """
 
 from __future__ import annotations
@@ -25,13 +27,20 @@ class Goal(NamedTuple):
         return "min" if self.lower else "max"
 
 
+#: Metrics where a smaller value is the better one (a bare name ranks them lowest first).
+LOWER_IS_BETTER = frozenset({
+    "max_drawdown", "fees", "fees_paid", "order_to_trade", "risk_rejections", "throttled", "inventory_mean_abs",
+    "inventory_max_abs", "inventory_time_weighted_abs", "quoted_spread", "quoted_spread_bps", "returns_kurtosis",
+})  # fmt: skip
+
+
 def goal(spec: str, option: str = "metric") -> Goal:
-    """``net_pnl`` -> (net_pnl, higher is better); ``-max_drawdown`` -> (max_drawdown, lower is better)."""
-    lower = spec.startswith("-")
-    name = spec[1:] if lower else spec
+    """``net_pnl`` -> (net_pnl, higher is better); ``max_drawdown`` or ``-max_drawdown`` -> (max_drawdown,
+    lower is better); ``+max_drawdown`` -> (max_drawdown, higher is better)."""
+    sign, name = (spec[0], spec[1:]) if spec[:1] in ("-", "+") else ("", spec)
     if not name:
         raise ConfigError(f"{option} {spec!r}: give a metric name, e.g. net_pnl or -max_drawdown")
-    return Goal(name, lower)
+    return Goal(name, sign == "-" or (sign == "" and name in LOWER_IS_BETTER))
 
 
 def rankable(x: Any) -> float | None:

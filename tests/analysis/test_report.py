@@ -58,6 +58,33 @@ def test_every_image_is_embedded_and_nothing_comes_from_the_network(reported):
     assert "Tear sheet" in html and "net_pnl" in html
 
 
+def test_the_tear_sheet_names_the_run_groups_metrics_with_units_and_warns(reported):
+    """The best run's header (run id, strategy and parameters, dataset version, venue, engine), a badge for
+    synthetic data, metrics in groups with their units (money in the quote currency of this linear
+    contract, fractions in %), and the refusals by rule."""
+    import json
+
+    project, _ = reported
+    page = (project / "reports" / "grid_sweep" / "index.html").read_text()
+    best = json.loads((project / "results" / "grid_sweep" / "summary.json").read_text())["best"]["net_pnl"]
+    run_dir = project / "results" / "grid_sweep" / "runs" / best["run_id"]
+    definition = json.loads((run_dir / "run.json").read_text())
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert f"<dt>run</dt><dd><code>{best['run_id']}</code></dd>" in page
+    assert (
+        f"<dt>strategy</dt><dd><code>grid (strategies/grid.py, sha256 {definition['strategy']['sha256'][:12]})" in page
+    )
+    assert f"synthetic version {definition['dataset']['version']}: synthetic SYNUSDT, linear" in page
+    assert "⚠ synthetic data: a generated market" in page
+    assert "<h4>PnL and its attribution</h4>" in page and "<h4>Markouts (negative: adverse selection)</h4>" in page
+    assert f"<tr><th>net_pnl</th><td>{metrics['net_pnl']:,.6g}</td><td class='unit'>quote</td></tr>" in page
+    assert f"<tr><th>maker_share</th><td>{metrics['maker_share'] * 100:.4g} %</td>" in page
+    assert f"<tr><th>trades</th><td>{metrics['trades']:,}</td><td class='unit'>fills</td></tr>" in page
+    assert "No order refused by Risk or throttled by Execution Control." in page or "<h4>Refusals by rule</h4>" in page
+    o = json.loads((project / "results" / "grid_sweep" / "summary.json").read_text())["overfitting"]
+    assert f"out of <b>{o['trials']} trials</b>" in page and "Deflated Sharpe Ratio <b>" in page
+
+
 def test_report_is_deterministic(reported):
     """Reporting the same results again gives byte-identical files."""
     project, _ = reported
@@ -89,3 +116,21 @@ def test_the_report_draws_the_committed_grid_and_lists_other_runs(reported, tmp_
     page = (tmp_path / "r" / "grid_sweep" / "index.html").read_text()
     assert "<p>4 runs: 4 complete, 0 failed.</p>" in page
     assert f"1 run directories outside this grid, not shown: <code>{other}</code>" in page
+
+
+def test_refusals_are_counted_by_rule_name(tmp_path: Path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from hftlab.analysis.tearsheet import rule_counts
+    from hftlab.runtime import records as R
+
+    records = tmp_path / "run" / "records"
+    records.mkdir(parents=True)
+    pq.write_table(pa.table({"rule": pa.array([R.RULE_MAX_POSITION, R.RULE_RATE, R.RULE_MAX_POSITION], pa.int8())}),
+                   records / "risk.parquet")  # fmt: skip
+    pq.write_table(pa.table({"rule": pa.array([R.RULE_MIN_REST], pa.int8())}), records / "throttles.parquet")
+    text = rule_counts(tmp_path / "run")
+    assert "<tr><td>Risk rejections</td><th>max_position</th><td>2</td></tr>" in text
+    assert "<tr><td>Risk rejections</td><th>max_actions_per_second</th><td>1</td></tr>" in text
+    assert "<tr><td>Execution Control throttles</td><th>min_rest</th><td>1</td></tr>" in text

@@ -216,7 +216,7 @@ def test_grid_runs_l3_and_l2_on_one_dataset_and_the_report_says_which(
         assert (run_dir / "metrics.json").is_file()
         (page,) = report(run_dir.parent.parent, tmp_path / "reports")
         text = page.read_text()
-        assert f"data level: <code>{level}" in text and f"queue model: <code>{model}</code>" in text
+        assert f"({level} (market by" in text and f"<dd><code>queue {model}, exchange" in text
 
 
 @pytest.mark.shared_data

@@ -21,12 +21,11 @@ from typing import Any
 import numpy as np
 import pyarrow.parquet as pq
 
-from hftlab.analysis import plots
+from hftlab.analysis import plots, tearsheet
 from hftlab.errors import HftlabError
 from hftlab.files import atomic_write
 from hftlab.ranking import Goal, best_index, goal
 from hftlab.run.results import METRICS_FILE, RECORDS_DIR, RUN_FILE, WARNINGS_FILE
-from hftlab.storage.schema import L3_FEEDS
 from hftlab.sweep import manifest as M
 from hftlab.sweep.project import SCRATCH
 from hftlab.sweep.summary import committed_manifest, summary_rows
@@ -34,7 +33,10 @@ from hftlab.sweep.walkforward import RESULTS_JSON as WALKFORWARD_JSON
 
 STYLE = """body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}
 table{border-collapse:collapse;font-size:12px}td,th{border:1px solid #ccc;padding:3px 6px;text-align:right}
-th{background:#f3f3f3}img{max-width:100%;border:1px solid #eee;margin:6px 0}code{background:#f6f6f6}"""
+th{background:#f3f3f3}img{max-width:100%;border:1px solid #eee;margin:6px 0}code{background:#f6f6f6}
+.groups{display:flex;flex-wrap:wrap;gap:12px}.group th{text-align:left}.unit{color:#777;text-align:left}
+.badge{background:#fff4d6;border:1px solid #e0b84c;padding:4px 8px;margin:4px 0}
+dl.header{display:grid;grid-template-columns:max-content auto;gap:2px 12px;font-size:13px}dl.header dt{color:#555}"""
 
 
 def _read_table(run_dir: Path, name: str) -> np.ndarray:
@@ -120,32 +122,6 @@ def _sweep_figures(rows: list[dict[str, Any]], metric: str, out: Path) -> list[s
     return parts
 
 
-def data_level(feeds: list[str]) -> str:
-    """``L3`` when an order-by-order feed is fed, else ``L2``."""
-    return "L3 (order by order)" if L3_FEEDS & set(feeds) else "L2 (price levels)"
-
-
-def _setup(run_dir: Path) -> str:
-    """What the run was fed and how the venue simulated it: dataset, data level, feeds, queue model."""
-    definition = json.loads((run_dir / RUN_FILE).read_text())
-    ds, venue = definition["dataset"], definition["config"]["venue"]
-    inst = ds["instrument"]
-    queue = venue["queue"]["model"] + (
-        f" (exponent {venue['queue']['exponent']})" if venue["queue"]["model"] == "power_prob" else ""
-    )
-    items = {
-        "dataset": f"{ds['id']} {ds['version']} ({inst['venue']} {inst['symbol']})",
-        "data level": data_level(list(ds["feeds"])),
-        "feeds": ", ".join(ds["feeds"]),
-        "queue model": queue,
-        "exchange": venue["exchange"],
-        "latency": venue["latency"]["model"],
-    }
-    return "<p class='setup'>" + " · ".join(
-        f"{html.escape(k)}: <code>{html.escape(str(v))}</code>" for k, v in items.items()
-    ) + "</p>"  # fmt: skip
-
-
 def _num(v: Any) -> float:
     return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else float("nan")
 
@@ -158,6 +134,21 @@ def _run_warnings(runs: Path, run_ids: list[str]) -> dict[str, list[str]]:
         for text in json.loads(path.read_text()) if path.is_file() else []:
             out.setdefault(str(text), []).append(rid)
     return out
+
+
+def _overfitting(exp_dir: Path) -> str:
+    """The Deflated Sharpe Ratio of the sweep's best run with the trial count behind it ("" without one)."""
+    path = exp_dir / "summary.json"
+    o = json.loads(path.read_text()).get("overfitting") if path.is_file() else None
+    if not o or o.get("dsr") is None:
+        return ""
+    return (
+        f"<p class='dsr'>Best Sharpe {_fmt(o['best_sharpe'])} per interval (run <code>{html.escape(str(o['best_run_id']))}"
+        f"</code>) out of <b>{o['trials']} trials</b>: a luck-only best would reach {_fmt(o['expected_max_sharpe'])}; "
+        f"Probabilistic Sharpe Ratio {_fmt(o['best_psr'])}, Deflated Sharpe Ratio <b>{_fmt(o['dsr'])}</b> (the "
+        "probability that the best run's true Sharpe is above zero once the number of trials is accounted for; "
+        "Bailey &amp; López de Prado 2014).</p>"
+    )
 
 
 def _walkforward_section(result: dict[str, Any], out: Path) -> list[str]:
@@ -232,19 +223,16 @@ def experiment_report(exp_dir: Path, out: Path, metric: str = "net_pnl") -> Path
     if best and best.get("run_id") and (runs / best["run_id"] / METRICS_FILE).is_file():
         run_dir = runs / best["run_id"]
         parts.append(f"<h2>Run {html.escape(str(best['run_id']))} (best by {html.escape(spec)})</h2>")
-        params = {k[6:]: v for k, v in best.items() if k.startswith("param.")}
-        if params:
-            parts.append(
-                "<p>" + ", ".join(f"<code>{html.escape(k)}={_fmt(v)}</code>" for k, v in params.items()) + "</p>"
-            )
-        parts.append(_setup(run_dir))
+        definition = json.loads((run_dir / RUN_FILE).read_text())
         metrics = json.loads((run_dir / METRICS_FILE).read_text())
-        parts.append(
-            "<h3>Tear sheet</h3>" + _table([{"metric": k, "value": v} for k, v in metrics.items()], ["metric", "value"])
-        )
+        parts += tearsheet.badges(definition, metrics)
+        parts.append(tearsheet.header(run_dir, _read_table(run_dir, "state")))
+        parts.append("<h3>Tear sheet</h3>" + tearsheet.metric_groups(metrics, tearsheet.currency(definition)))
+        parts.append(tearsheet.rule_counts(run_dir))
         parts += _run_figures(run_dir, out)
     if len(rows) > 1:
         parts.append("<h2>Sweep</h2>")
+        parts.append(_overfitting(exp_dir))
         parts += _sweep_figures(rows, metric, out)
         columns = [c for c in rows[0] if c.startswith("param.")] + [
             "run_id",

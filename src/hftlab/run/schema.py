@@ -90,7 +90,8 @@ class OutputConfig:
 class SweepConfig:
     """Sweep bookkeeping (not part of any run definition)."""
 
-    #: Metrics whose best run summary.json names; a leading '-' means lower is better.
+    #: Metrics whose best run summary.json names; '-name' lower is better, '+name' higher, a bare name the
+    #: metric's own direction (hftlab.ranking.LOWER_IS_BETTER).
     best_by: list[str] = field(default_factory=lambda: ["net_pnl", "sharpe", "-max_drawdown"])
     #: After a sweep, delete run directories of this experiment that are not in its grid (DVC stages
     #: set it, so a tracked results folder holds exactly the current grid's runs).
