@@ -42,11 +42,10 @@ def test_every_chooser_uses_the_rule():
     ]
     summary = best_runs(rows, ["-max_drawdown"])
     assert {"run_id": "b", "value": 1.0, "goal": "min", "params": {"x": 2}} == summary["max_drawdown"]
-    chosen = _choose(rows, goal("-max_drawdown"))
-    assert chosen is not None and "b" == chosen["run_id"]
-    assert _choose(rows, goal("sharpe")) is None  # no run has it: none is the best
-    assert "c" == (_choose(rows[2:], goal("max_drawdown")) or {})["run_id"]  # an only run is shown anyway
-    assert "b" == (_choose(rows, goal("max_drawdown")) or {})["run_id"]  # not the worst drawdown
+    assert [1, 0] == _choose(rows, goal("-max_drawdown"))  # b first; c has no finite value
+    assert [] == _choose(rows, goal("sharpe"))  # no run has it: none is the best
+    assert [0] == _choose(rows[2:], goal("max_drawdown"))  # an only run is shown anyway
+    assert [1, 0] == _choose(rows, goal("max_drawdown"))  # the bare name: lowest drawdown first
 
 
 def test_ranked_orders_the_rankable_values_best_first_keeping_ties_in_order():

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-import base64
+import csv
+import json
+import os
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -43,19 +46,19 @@ def test_report_writes_html_and_pngs(reported):
         assert data.startswith(PNG) and len(data) > 5_000, p.name
 
 
-def test_every_image_is_embedded_and_nothing_comes_from_the_network(reported):
-    """Each <img> is a non-empty base64 PNG; no http(s) or protocol-relative reference, no external script."""
+def test_the_page_is_self_contained_with_the_figures_library_inlined_once(reported):
+    """Every script is inline (Bokeh's library once, then the figures' data), no element loads anything by
+    URL, no <img> (the figures are interactive; the PNGs stay beside for pull requests). What the page
+    fetches when it runs is checked in a real browser (test_report_browser.py)."""
     project, _ = reported
     html = (project / "reports" / "grid_sweep" / "index.html").read_text()
-    sources = re.findall(r'<img[^>]*\ssrc="([^"]+)"', html)
-    assert 6 == len(sources)
-    for src in sources:
-        assert src.startswith("data:image/png;base64,")
-        data = base64.b64decode(src.split(",", 1)[1])
-        assert data.startswith(PNG) and len(data) > 5_000
-    assert not re.search(r"(src|href)\s*=\s*[\"']?(https?:)?//", html)
-    assert "<script" not in html and "<link" not in html and "@import" not in html
-    assert "Tear sheet" in html and "net_pnl" in html
+    scripts = re.findall(r"<script([^>]*)>", html)
+    assert scripts and not any("src=" in attrs for attrs in scripts)
+    assert 1 == html.count("/* BEGIN bokeh.min.js */")  # the library, once
+    outside = re.sub(r"<script[^>]*>.*?</script>", "", html, flags=re.S)
+    assert "<img" not in outside and "<link" not in outside and "@import" not in outside
+    assert not re.search(r"(src|href)\s*=\s*[\"']?(https?:)?//", outside)
+    assert 4 == outside.count("<div id=") and "Tear sheet" in outside and "net_pnl" in outside
 
 
 def test_the_tear_sheet_names_the_run_groups_metrics_with_units_and_warns(reported):
@@ -134,3 +137,66 @@ def test_refusals_are_counted_by_rule_name(tmp_path: Path):
     assert "<tr><td>Risk rejections</td><th>max_position</th><td>2</td></tr>" in text
     assert "<tr><td>Risk rejections</td><th>max_actions_per_second</th><td>1</td></tr>" in text
     assert "<tr><td>Execution Control throttles</td><th>min_rest</th><td>1</td></tr>" in text
+
+
+CHROMIUM = os.environ.get("HFTLAB_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+TITLES = (
+    "() => Array.from(Bokeh.documents[0].all_models).filter(m => m.type === 'Title').map(m => m.text).filter(t => t)"
+)
+FILLS_DRAWN = """() => Array.from(Bokeh.documents[0].all_models)
+  .filter(m => m.type === 'GlyphRenderer' && m.glyph.type === 'Scatter')
+  .filter(m => (d => (d instanceof Map ? d.has('price') : 'price' in d))(m.data_source.data))
+  .reduce((n, m) => n + m.data_source.get_length(), 0)"""
+CANVASES = """() => { let n = 0; const walk = (root) => { for (const el of root.querySelectorAll('*')) {
+  if (el.tagName === 'CANVAS') n++; if (el.shadowRoot) walk(el.shadowRoot); } }; walk(document); return n; }"""
+
+
+@pytest.mark.skipif(
+    not CHROMIUM and os.environ.get("HFTLAB_REQUIRE_BROWSER") != "1",
+    reason="no Chromium here (`apt-get install chromium`; CI installs it and sets HFTLAB_REQUIRE_BROWSER=1)",
+)
+def test_the_report_renders_in_chromium_offline_and_the_drill_down_swaps_the_run(reported, tmp_path: Path):
+    """Debian's Chromium, driven by Playwright, opens the page from a file:// URL: no console error, no
+    request but the page itself, every figure drawn (canvases), the best run shown; choosing the second run
+    in the drill-down draws its fills and titles. The screenshot is kept (HFTLAB_SCREENSHOTS=<dir>)."""
+    from playwright.sync_api import sync_playwright
+
+    project, _ = reported
+    page_path = project / "reports" / "grid_sweep" / "index.html"
+    summary = json.loads((project / "results" / "grid_sweep" / "summary.json").read_text())
+    with (project / "results" / "grid_sweep" / "summary.csv").open() as fh:
+        rows = {r["run_id"]: r for r in csv.DictReader(fh)}
+    best = summary["best"]["net_pnl"]["run_id"]
+    problems: list[str] = []
+    requests: list[str] = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1200, "height": 1600})
+        page.on("console", lambda m: problems.append(f"{m.type}: {m.text}") if m.type == "error" else None)
+        page.on("pageerror", lambda e: problems.append(f"pageerror: {e}"))
+        page.on("request", lambda r: requests.append(r.url))
+        page.goto(page_path.as_uri())
+        page.wait_for_function("() => window.Bokeh && Bokeh.documents.length === 1", timeout=60_000)
+        page.wait_for_timeout(500)
+        titles = page.evaluate(TITLES)
+        canvases = page.evaluate(CANVASES)
+        drawn = page.evaluate(FILLS_DRAWN)
+        shot = tmp_path / "report.png"
+        page.screenshot(path=str(shot))
+        options = page.locator("select option").all_inner_texts()
+        page.locator("select").select_option(index=1)
+        page.wait_for_timeout(300)
+        second = options[1].removeprefix("run ")
+        titles_after, drawn_after = page.evaluate(TITLES), page.evaluate(FILLS_DRAWN)
+        browser.close()
+    assert [] == problems
+    assert [page_path.as_uri()] == requests  # nothing else fetched: the library is inlined
+    assert canvases >= 6, canvases  # equity, inventory, fills, markouts, sensitivity, heatmap (+ the table's)
+    assert any(t.startswith(f"run {best}: equity") for t in titles), titles
+    assert int(rows[best]["trades"]) == drawn
+    assert min(5, len(rows)) == len(options) and f"run {best}" == options[0]
+    assert any(t.startswith(f"run {second}: equity") for t in titles_after), titles_after
+    assert int(rows[second]["trades"]) == drawn_after != drawn
+    assert shot.stat().st_size > 50_000
+    if os.environ.get("HFTLAB_SCREENSHOTS"):
+        shutil.copy(shot, Path(os.environ["HFTLAB_SCREENSHOTS"]) / "report_grid_sweep.png")

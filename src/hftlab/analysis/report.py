@@ -21,10 +21,10 @@ from typing import Any
 import numpy as np
 import pyarrow.parquet as pq
 
-from hftlab.analysis import plots, tearsheet
+from hftlab.analysis import interactive, plots, tearsheet
 from hftlab.errors import HftlabError
 from hftlab.files import atomic_write
-from hftlab.ranking import Goal, best_index, goal
+from hftlab.ranking import Goal, goal, ranked
 from hftlab.run.results import METRICS_FILE, RECORDS_DIR, RUN_FILE, WARNINGS_FILE
 from hftlab.sweep import manifest as M
 from hftlab.sweep.project import SCRATCH
@@ -65,24 +65,27 @@ def _img(path: Path, caption: str) -> str:
     return f'<figure><img alt="{html.escape(caption)}" src="data:image/png;base64,{data}"><figcaption>{html.escape(caption)}</figcaption></figure>'
 
 
-def _choose(rows: list[dict[str, Any]], metric: Goal) -> dict[str, Any] | None:
-    """The best run by ``metric`` (:func:`hftlab.ranking.best_index`), else the only run, if there is one."""
-    best = best_index([r.get(metric.metric) for r in rows], metric.lower)
-    return rows[best] if best is not None else (rows[0] if len(rows) == 1 else None)
+def _choose(rows: list[dict[str, Any]], metric: Goal) -> list[int]:
+    """Indexes of ``rows``, best first by ``metric`` (:func:`hftlab.ranking.ranked`, the rule of every
+    chooser); the only row when there is one and it does not rank."""
+    order = ranked([r.get(metric.metric) for r in rows], metric.lower)
+    return order if order or len(rows) != 1 else [0]
 
 
-def _run_figures(run_dir: Path, out: Path) -> list[str]:
+def _run_data(run_dir: Path, out: Path | None) -> interactive.RunData:
+    """One run's figure data; with ``out``, also its PNGs there (static copies, e.g. for a pull request)."""
     state, fills = _read_table(run_dir, "state"), _read_table(run_dir, "fills")
-    parts = [
-        _img(plots.equity_drawdown(state, out / "equity_drawdown.png"), "Equity and drawdown"),
-        _img(plots.inventory(state, out / "inventory.png"), "Inventory"),
-        _img(plots.fills_on_price(state, fills, out / "fills_on_price.png"), "Fills on the price path"),
-    ]
-    curve = markout_curve(json.loads((run_dir / METRICS_FILE).read_text()))
-    if curve:
-        h, bps, se = (np.array(c, dtype=float) for c in zip(*curve, strict=True))
-        parts.append(_img(plots.markout_curve(h, bps, se, out / "markout_curve.png"), "Markout curve"))
-    return parts
+    metrics = json.loads((run_dir / METRICS_FILE).read_text())
+    if out is not None:
+        plots.equity_drawdown(state, out / "equity_drawdown.png")
+        plots.inventory(state, out / "inventory.png")
+        plots.fills_on_price(state, fills, out / "fills_on_price.png")
+        curve = markout_curve(metrics)
+        if curve:
+            h, bps, se = (np.array(c, dtype=float) for c in zip(*curve, strict=True))
+            plots.markout_curve(h, bps, se, out / "markout_curve.png")
+    money = tearsheet.currency(json.loads((run_dir / RUN_FILE).read_text()))
+    return interactive.run_data(f"run {run_dir.name}", state, fills, metrics, money)
 
 
 def markout_curve(metrics: dict[str, Any]) -> list[tuple[float, float, float]]:
@@ -98,17 +101,21 @@ def markout_curve(metrics: dict[str, Any]) -> list[tuple[float, float, float]]:
     return sorted(found)
 
 
-def _sweep_figures(rows: list[dict[str, Any]], metric: str, out: Path) -> list[str]:
+def _sweep_figures(rows: list[dict[str, Any]], metric: str, out: Path) -> list[Any]:
+    """Parameter sensitivity and, over two swept parameters, the heatmap of ``metric``: interactive figures,
+    and their PNGs in ``out``."""
     params = [k for k in rows[0] if k.startswith("param.") and len({r.get(k) for r in rows}) > 1] if rows else []
-    parts: list[str] = []
+    figures: list[Any] = []
     if not params:
-        return parts
+        return figures
+    label = lambda p: p.removeprefix("param.")  # noqa: E731
     series = {}
     for p in params:
         values = sorted({r[p] for r in rows}, key=lambda v: (isinstance(v, str), v))
         means = [float(np.nanmean([_num(r.get(metric)) for r in rows if r[p] == v])) for v in values]
         series[p] = (values, means)
-    parts.append(_img(plots.sensitivity(series, metric, out / "sensitivity.png"), "Parameter sensitivity"))
+    plots.sensitivity(series, metric, out / "sensitivity.png")
+    figures.append(interactive.sensitivity_figure({label(k): v for k, v in series.items()}, metric))
     if len(params) >= 2:
         px, py = params[0], params[1]
         xs, ys = series[px][0], series[py][0]
@@ -117,9 +124,9 @@ def _sweep_figures(rows: list[dict[str, Any]], metric: str, out: Path) -> list[s
             for j, x in enumerate(xs):
                 vals = [_num(r.get(metric)) for r in rows if r[px] == x and r[py] == y]
                 grid[i, j] = np.nanmean(vals) if vals else np.nan
-        label = lambda p: p.removeprefix("param.")  # noqa: E731
-        parts.append(_img(plots.heatmap(xs, ys, grid, label(px), label(py), metric, out / "heatmap.png"), "Heatmap"))
-    return parts
+        plots.heatmap(xs, ys, grid, label(px), label(py), metric, out / "heatmap.png")
+        figures.append(interactive.heatmap_figure(xs, ys, grid, label(px), label(py), metric))
+    return figures
 
 
 def _num(v: Any) -> float:
@@ -134,6 +141,34 @@ def _run_warnings(runs: Path, run_ids: list[str]) -> dict[str, list[str]]:
         for text in json.loads(path.read_text()) if path.is_file() else []:
             out.setdefault(str(text), []).append(rid)
     return out
+
+
+#: Columns of the sweep table after the parameters, run id, status and the chosen metric.
+SWEEP_COLUMNS = ("net_pnl", "spread_capture", "inventory_pnl", "fees", "sharpe", "returns_n", "max_drawdown",
+                 "trades", "maker_share", "markout_1s_bps", "quoting_uptime")  # fmt: skip
+#: How many runs get a drill-down (tear sheet and figures): the best ones by the report's metric.
+DRILL_DOWN = 5
+
+
+def _slot(name: str) -> str:
+    return f"<!--figure:{name}-->"
+
+
+def _top_runs(rows: list[dict[str, Any]], by: Goal, runs: Path) -> list[str]:
+    """Run ids of the best :data:`DRILL_DOWN` complete runs by ``by`` (or the only run), best first."""
+    usable = [r for r in rows if r.get("run_id") and (runs / str(r["run_id"]) / METRICS_FILE).is_file()]
+    return [str(usable[i]["run_id"]) for i in _choose(usable, by)[:DRILL_DOWN]]
+
+
+def _run_section(run_dir: Path, open_: bool) -> str:
+    """One run's tear sheet (header, badges, grouped metrics, refusals) in a collapsible block."""
+    definition = json.loads((run_dir / RUN_FILE).read_text())
+    metrics = json.loads((run_dir / METRICS_FILE).read_text())
+    inner = "".join(tearsheet.badges(definition, metrics)) + tearsheet.header(run_dir, _read_table(run_dir, "state"))
+    inner += "<h3>Tear sheet</h3>" + tearsheet.metric_groups(metrics, tearsheet.currency(definition))
+    inner += tearsheet.rule_counts(run_dir)
+    summary = f"Run {html.escape(run_dir.name)}: net_pnl {_fmt(metrics.get('net_pnl'))}"
+    return f"<details{' open' if open_ else ''}><summary>{summary}</summary>{inner}</details>"
 
 
 def _overfitting(exp_dir: Path) -> str:
@@ -195,7 +230,6 @@ def experiment_report(exp_dir: Path, out: Path, metric: str = "net_pnl") -> Path
     spec = metric
     chosen_by = goal(spec, "--metric")
     metric = chosen_by.metric
-    best = _choose(rows, chosen_by)
     parts = [f"<h1>Experiment {html.escape(exp_dir.name)}</h1>"]
     warned = _run_warnings(runs, [str(r["run_id"]) for r in rows if r.get("run_id")])
     if warned:
@@ -220,31 +254,38 @@ def experiment_report(exp_dir: Path, out: Path, metric: str = "net_pnl") -> Path
     parts.append(
         f"<p>{counts['total']} runs: {counts['done'] + counts['cached']} complete, {counts['failed']} failed.</p>"
     )
-    if best and best.get("run_id") and (runs / best["run_id"] / METRICS_FILE).is_file():
-        run_dir = runs / best["run_id"]
-        parts.append(f"<h2>Run {html.escape(str(best['run_id']))} (best by {html.escape(spec)})</h2>")
-        definition = json.loads((run_dir / RUN_FILE).read_text())
-        metrics = json.loads((run_dir / METRICS_FILE).read_text())
-        parts += tearsheet.badges(definition, metrics)
-        parts.append(tearsheet.header(run_dir, _read_table(run_dir, "state")))
-        parts.append("<h3>Tear sheet</h3>" + tearsheet.metric_groups(metrics, tearsheet.currency(definition)))
-        parts.append(tearsheet.rule_counts(run_dir))
-        parts += _run_figures(run_dir, out)
+    models: dict[str, Any] = {}
+    top = _top_runs(rows, chosen_by, runs)
+    if top:
+        parts.append(f"<h2>Runs: the best by {html.escape(spec)}" + (f" and the next {len(top) - 1}" if len(top) > 1 else "")
+                     + "</h2>")  # fmt: skip
+        for i, rid in enumerate(top):
+            parts.append(_run_section(runs / rid, i == 0))
+        models["runs"] = interactive.run_figures(
+            [_run_data(runs / rid, out if i == 0 else None) for i, rid in enumerate(top)]
+        )
+        parts.append("<h3>Figures</h3><p class='hint'>Drag to pan, scroll to zoom the time axis (the three "
+                     "figures follow each other), box-zoom with the toolbar, reset to go back; hover a fill for its "
+                     "details." + (" Choose the run to show above the figures." if len(top) > 1 else "") + "</p>"
+                     + _slot("runs"))  # fmt: skip
     if len(rows) > 1:
         parts.append("<h2>Sweep</h2>")
         parts.append(_overfitting(exp_dir))
-        parts += _sweep_figures(rows, metric, out)
-        columns = [c for c in rows[0] if c.startswith("param.")] + [
-            "run_id",
-            "status",
-            metric,
-            "sharpe",
-            "returns_n",
-            "max_drawdown",
-            "trades",
-        ]
-        parts.append(_table(rows, columns))
-    page = f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(exp_dir.name)}</title><style>{STYLE}</style></head><body>{''.join(parts)}</body></html>\n"
+        for k, fig in enumerate(_sweep_figures(rows, metric, out)):
+            models[f"sweep{k}"] = fig
+            parts.append(_slot(f"sweep{k}"))
+        columns = [c for c in rows[0] if c.startswith("param.")]
+        columns += ["run_id", "status", metric] + [c for c in SWEEP_COLUMNS if c != metric]
+        models["table"] = interactive.sweep_table(rows, columns)
+        parts.append("<h3>All runs</h3><p class='hint'>Click a column's header to sort by it.</p>" + _slot("table"))
+    head = f"<meta charset='utf-8'><title>{html.escape(exp_dir.name)}</title><style>{STYLE}</style>"
+    body = "".join(parts)
+    if models:
+        script, divs = interactive.page_parts(models)
+        head += interactive.resources() + script
+        for name, div in divs.items():
+            body = body.replace(_slot(name), div)
+    page = f"<!DOCTYPE html><html><head>{head}</head><body>{body}</body></html>\n"
     index = out / "index.html"
     atomic_write(index, page)
     return index

@@ -119,32 +119,41 @@ def _value(name: str, value: Any, unit: str) -> str:
         return f"{value / 1e9:g} s"
     if isinstance(value, int):
         return f"{value:,}"
-    return f"{value:,.6g}"
+    return f"{value:,.2f}" if abs(value) >= 1e5 else f"{value:,.6g}"
 
 
 def metric_groups(metrics: dict[str, Any], money: str) -> str:
-    """Every metric of ``metrics`` in its group, formatted, with its unit (``money``: the currency name)."""
-    shown: set[str] = set()
+    """Every metric of ``metrics`` in its group, formatted, with its unit (``money``: the currency name);
+    the markouts as one row per horizon."""
+    listed = {n for _, g in GROUPS for n, _ in g}
+    other = [(k, "") for k in sorted(metrics) if k not in listed and not k.startswith("markout_")]
     parts = []
-    markouts = [(k, "bps" if k.endswith("_bps") or k.endswith("_bps_se") else "fills" if k.endswith("_n") else "price")
-                for k in metrics if k.startswith("markout_")]  # fmt: skip
-    other = [
-        (k, "")
-        for k in sorted(metrics)
-        if k not in {n for _, g in GROUPS for n, _ in g} and not k.startswith("markout_")
-    ]
-    for title, items in [*GROUPS, ("Markouts (negative: adverse selection)", markouts), ("Other", other)]:
+    for title, items in [*GROUPS, ("Other", other)]:
         present = [(n, u) for n, u in items if n in metrics]
-        if not present:
-            continue
-        rows = "".join(
-            f"<tr><th>{html.escape(n)}</th><td>{html.escape(_value(n, metrics[n], u))}</td>"
-            f"<td class='unit'>{html.escape(money if u == MONEY else u)}</td></tr>"
-            for n, u in present
-        )
-        shown |= {n for n, _ in present}
-        parts.append(f"<div class='group'><h4>{html.escape(title)}</h4><table>{rows}</table></div>")
+        if present:
+            rows = "".join(
+                f"<tr><th>{html.escape(n)}</th><td>{html.escape(_value(n, metrics[n], u))}</td>"
+                f"<td class='unit'>{html.escape(money if u == MONEY else u)}</td></tr>"
+                for n, u in present
+            )
+            parts.append(f"<div class='group'><h4>{html.escape(title)}</h4><table>{rows}</table></div>")
+        if title == GROUPS[-1][0]:
+            parts.append(_markouts(metrics))
     return "<div class='groups'>" + "".join(parts) + "</div>"
+
+
+def _markouts(metrics: dict[str, Any]) -> str:
+    """The markouts as one row per horizon (shortest first): mean in price and bps, its standard error, fills."""
+    horizons = sorted({float(m[1]) for k in metrics if (m := re.fullmatch(r"markout_([0-9.e+-]+)s", k))})
+    if not horizons:
+        return ""
+    head = "<tr><th>horizon</th><th>mean (price)</th><th>mean (bps)</th><th>± 1 s.e. (bps)</th><th>fills</th></tr>"
+    rows = ""
+    for h in horizons:
+        key = f"markout_{h:g}s"
+        cells = [_value(key, metrics.get(key + suffix), "") for suffix in ("", "_bps", "_bps_se", "_n")]
+        rows += f"<tr><th>{h:g} s</th>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>"
+    return f"<div class='group'><h4>Markouts (negative: adverse selection)</h4><table>{head}{rows}</table></div>"
 
 
 def rule_counts(run_dir: Path) -> str:
