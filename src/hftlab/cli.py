@@ -171,6 +171,21 @@ def build_parser() -> argparse.ArgumentParser:
     df.add_argument("--output", help="write the Markdown here instead of stdout")
     df.set_defaults(func=_cmd_diff)
 
+    cmp = sub.add_parser(
+        "compare", help="runs side by side: metrics with deltas; a page overlaying equity, inventory, markouts"
+    )
+    cmp.add_argument("runs", nargs="+", metavar="RUN", help="a run directory, or a run id under --results/*/runs")
+    cmp.add_argument(
+        "--results", type=Path, default=Path("results"), help="where run ids are looked up (default: results)"
+    )
+    cmp.add_argument(
+        "--out",
+        type=Path,
+        default=Path("reports/compare"),
+        help="folder of the page (default: reports/compare; '' for none)",
+    )
+    cmp.set_defaults(func=_cmd_compare)
+
     rp2 = sub.add_parser("report", help="HTML report (images embedded) and PNGs per experiment")
     rp2.add_argument("results", help="results (every experiment) or results/<experiment>")
     rp2.add_argument("--out", default="reports", help="output folder (default: reports)")
@@ -316,6 +331,16 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
     for index in report(Path(args.results), Path(args.out), args.metric):
         print(f"report: {index}")
+    return 0
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from hftlab.analysis.compare import compare_page, find_run, metric_table, text_table
+
+    runs = [find_run(name, args.results) for name in args.runs]
+    print(text_table(*metric_table(runs)))
+    if str(args.out):
+        print(f"page: {compare_page(runs, args.out)}")
     return 0
 
 

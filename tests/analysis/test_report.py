@@ -200,3 +200,24 @@ def test_the_report_renders_in_chromium_offline_and_the_drill_down_swaps_the_run
     assert shot.stat().st_size > 50_000
     if os.environ.get("HFTLAB_SCREENSHOTS"):
         shutil.copy(shot, Path(os.environ["HFTLAB_SCREENSHOTS"]) / "report_grid_sweep.png")
+
+
+def test_compare_tabulates_deltas_against_the_first_run_and_overlays_them(reported):
+    """`hftlab compare A B` (run ids looked up under results/): each metric per run and B - A; the page
+    overlays both runs. An unknown run is refused naming it."""
+    project, _ = reported
+    with (project / "results" / "grid_sweep" / "summary.csv").open() as fh:
+        a, b = [r["run_id"] for r in csv.DictReader(fh)][:2]
+    runs = project / "results" / "grid_sweep" / "runs"
+    ma, mb = (json.loads((runs / rid / "metrics.json").read_text()) for rid in (a, b))
+    out = hftlab(project, "compare", a, str(runs / b), "--out", "reports/compare")
+    header, _, *rows = out.stdout.splitlines()
+    assert header.split() == ["metric", a, b, "Δ", b[:8]]
+    trades = next(r.split() for r in rows if r.startswith("trades "))
+    assert [f"{ma['trades']:,}", f"{mb['trades']:,}", f"{mb['trades'] - ma['trades']:+,}"] == trades[1:]
+    net = next(r.split() for r in rows if r.startswith("net_pnl "))
+    assert f"{mb['net_pnl'] - ma['net_pnl']:+,.6g}" == net[3]
+    page = (project / "reports" / "compare" / "index.html").read_text()
+    assert f"run {a}" in page and f"run {b}" in page and "Overlaid" in page
+    missing = hftlab(project, "compare", a, "0123456789abcdef", check=False)
+    assert 2 == missing.returncode and "RUN: [no-such-run] '0123456789abcdef'" in missing.stderr

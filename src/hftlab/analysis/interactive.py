@@ -155,6 +155,31 @@ px.text = get(get(titles, cb_obj.value), "fills");
 """
 
 
+def overlay_figures(runs: list[RunData]) -> Any:
+    """Equity, inventory (one shared time axis) and markouts of several runs overlaid, one colour each."""
+    palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"]
+    eq = _figure("Equity (net)", "settlement currency")
+    inv = _figure("Inventory", "position (contracts)", eq.x_range, 220)
+    mk = figure(title="Markouts: mean with 95% band", width=WIDTH // 2, height=300, x_axis_type="log",
+                tools="pan,wheel_zoom,reset,save")  # fmt: skip
+    for k, run in enumerate(runs):
+        color = palette[k % len(palette)]
+        eq.line(run.data["equity"]["t"], run.data["equity"]["net"], color=color, legend_label=run.label)
+        inv.step(run.data["inventory"]["t"], run.data["inventory"]["position"], mode="after", color=color,
+                 legend_label=run.label)  # fmt: skip
+        m = run.data["markout"]
+        if len(m["h"]):
+            mk.varea(m["h"], m["lo"], m["hi"], color=color, alpha=0.15)
+            mk.line(m["h"], m["bps"], color=color, legend_label=run.label)
+            mk.scatter(m["h"], m["bps"], color=color, size=6)
+    for p in (eq, inv, mk):
+        p.legend.location = "top_left"
+        p.legend.click_policy = "hide"
+    mk.xaxis.axis_label = "horizon after the fill (s)"
+    mk.yaxis.axis_label = "mean markout (bps)"
+    return column(eq, inv, mk)
+
+
 def sweep_table(rows: list[dict[str, Any]], columns: list[str]) -> Any:
     """Every run of a sweep, one row each, sortable by any column (click its header)."""
     data = {c: [_cell(r.get(c)) for r in rows] for c in columns}
