@@ -99,6 +99,8 @@ def test_running_again_reuses_the_complete_result(two_clones):
     line = out.stdout.splitlines()[-1]  # the headline metrics, after the run line, cached or not
     assert line.startswith(f"  net_pnl {metrics['net_pnl']:.6g}  gross_pnl {metrics['gross_pnl']:.6g}  "), line
     assert line.endswith(f"sharpe {metrics['sharpe']:.6g}  returns_n {metrics['returns_n']}"), line
+    lot = json.loads((run_a / "run.json").read_text())["dataset"]["instrument"]["lot_size"]
+    assert 0.001 == lot and f"final_position {round(metrics['final_position'], 3) + 0.0:.3f}  " in line, line
 
 
 def test_the_run_cache_is_global_across_experiments(two_clones):

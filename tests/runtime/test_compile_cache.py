@@ -62,9 +62,16 @@ def _child(cache: Path) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def test_second_process_compiles_nothing(tmp_path: Path):
-    first = _child(tmp_path / "cache")
-    second = _child(tmp_path / "cache")
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory) -> Path:
+    """A numba cache folder of this module's own, empty at its first use (a cold compile costs ~30 s: the
+    tests after the first share what it compiled)."""
+    return tmp_path_factory.mktemp("numba-cache")
+
+
+def test_second_process_compiles_nothing(cache: Path):
+    first = _child(cache)
+    second = _child(cache)
     compiled = set(first["compiled"])
     for name in ("hftlab.runtime.loop.run_loop", "hftlab_strategy_grid.evaluate", "hftlab.feed_kernels.scatter_rows",
                  "hftlab.ingest.synthetic_kernels._simulate"):  # fmt: skip
@@ -79,13 +86,12 @@ def _fills(run_dir: Path) -> np.ndarray:
     return pq.read_table(run_dir / "records" / "fills.parquet").to_pandas().to_records(index=False)
 
 
-def test_edited_strategy_runs_as_edited(tmp_path: Path, monkeypatch):
-    """Edit grid.py between two runs (quotes twice as far apart): the second run uses the edit, with no
-    cache cleared by hand; the original source, restored, is served from the cache again."""
+def test_edited_strategy_runs_as_edited(tmp_path: Path, monkeypatch, cache: Path):
+    """Edit grid.py between two runs (quotes twice as far apart): the second run compiles and uses the edit,
+    with no cache cleared by hand; the original source, restored, is served from the cache again."""
     project = make_project(tmp_path / "p")
-    monkeypatch.setenv("HFTLAB_CACHE_DIR", str(tmp_path / "cache"))  # empty: everything compiles once
+    monkeypatch.setenv("HFTLAB_CACHE_DIR", str(cache))
     first = hftlab(project, "run")
-    assert "compiling the runtime" in first.stderr  # said before the wait
     before = run_dir_of(project, stdout=first.stdout)
     source = project / "strategies" / "grid.py"
     text = source.read_text()
@@ -94,6 +100,7 @@ def test_edited_strategy_runs_as_edited(tmp_path: Path, monkeypatch):
     assert edited.count("2 * params.grid_interval") == 2
     source.write_text(edited)
     second = hftlab(project, "run")
+    assert "compiling the runtime" in second.stderr  # the edited strategy compiles, said before the wait
     after = run_dir_of(project, stdout=second.stdout)
     assert before.name != after.name  # another run id
     assert not np.array_equal(_fills(before)["price"], _fills(after)["price"])  # other fills

@@ -165,7 +165,8 @@ def _run_section(run_dir: Path, open_: bool) -> str:
     definition = json.loads((run_dir / RUN_FILE).read_text())
     metrics = json.loads((run_dir / METRICS_FILE).read_text())
     inner = "".join(tearsheet.badges(definition, metrics)) + tearsheet.header(run_dir, _read_table(run_dir, "state"))
-    inner += "<h3>Tear sheet</h3>" + tearsheet.metric_groups(metrics, tearsheet.currency(definition))
+    lot = definition["dataset"]["instrument"]["lot_size"]
+    inner += "<h3>Tear sheet</h3>" + tearsheet.metric_groups(metrics, tearsheet.currency(definition), lot)
     inner += tearsheet.rule_counts(run_dir)
     summary = f"Run {html.escape(run_dir.name)}: net_pnl {_fmt(metrics.get('net_pnl'))}"
     return f"<details{' open' if open_ else ''}><summary>{summary}</summary>{inner}</details>"

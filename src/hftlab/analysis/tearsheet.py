@@ -13,6 +13,7 @@ import html
 import json
 import math
 import re
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,20 @@ GROUPS: list[tuple[str, list[tuple[str, str]]]] = [
     ]),
 ]  # fmt: skip
 _PERCENT = {"return", "maker_share", "fill_ratio", "quoting_uptime"}
+#: Metrics that are whole multiples of the lot: shown with the lot's decimals (a flat position summed
+#: from fills in binary floating point reads -3.5e-18, shown 0.000).
+LOT_MULTIPLES = {"final_position", "volume", "inventory_max_abs"}
+
+
+def decimals(step: float) -> int:
+    """Decimals that write every multiple of ``step`` exactly: 0.1 -> 1, 0.25 -> 2, 1e-8 -> 8, 5 -> 0."""
+    exponent = Decimal(repr(step)).normalize().as_tuple().exponent
+    return max(0, -exponent) if isinstance(exponent, int) else 0
+
+
+def shown(name: str, value: Any, lot: float | None = None) -> str:
+    """``value`` of metric ``name`` as the report and the command line show it."""
+    return _value(name, value, "", lot)
 
 
 def currency(definition: dict[str, Any]) -> str:
@@ -78,7 +93,8 @@ def header(run_dir: Path, state: np.ndarray) -> str:
         "venue": f"queue {queue}, exchange {venue['exchange']}, latency {lat['model']}"
         + (f" ({lat['entry_ns'] / 1e6:g} ms in, {lat['response_ns'] / 1e6:g} ms out)" if lat["model"] == "constant" else "")
         + f", fees {venue['fees']['model']} (maker {venue['fees']['maker']:g}, taker {venue['fees']['taker']:g})",
-        "money": f"in the settlement currency ({currency(d)})",
+        "money": f"in the settlement currency ({currency(d)}); capital {d['config']['metrics']['capital']:,g} "
+        f"{currency(d)} (metrics.capital: returns and turnover are over it)",
         "engine": f"hftlab {engine['hftlab']} (sources {engine['hftlab_source_sha256'][:12]}), hftbacktest "
         f"{engine['hftbacktest']}, numba {engine['numba']}, Python {engine['python']}",
     }  # fmt: skip
@@ -108,11 +124,14 @@ def badges(definition: dict[str, Any], metrics: dict[str, Any]) -> list[str]:
     return [f"<p class='badge'>⚠ {html.escape(text)}</p>" for text in out]
 
 
-def _value(name: str, value: Any, unit: str) -> str:
+def _value(name: str, value: Any, unit: str, lot: float | None = None) -> str:
     if isinstance(value, bool) or value is None:
         return "" if value is None else ("yes" if value else "no")
     if isinstance(value, float) and not math.isfinite(value):
         return ""
+    if lot and name in LOT_MULTIPLES:
+        places = decimals(lot)
+        return f"{round(value, places) + 0.0:,.{places}f}"  # + 0.0: no "-0.000"
     if name in _PERCENT:
         return f"{value * 100:.4g} %"
     if name == "sample_interval_ns":
@@ -122,9 +141,9 @@ def _value(name: str, value: Any, unit: str) -> str:
     return f"{value:,.2f}" if abs(value) >= 1e5 else f"{value:,.6g}"
 
 
-def metric_groups(metrics: dict[str, Any], money: str) -> str:
-    """Every metric of ``metrics`` in its group, formatted, with its unit (``money``: the currency name);
-    the markouts as one row per horizon."""
+def metric_groups(metrics: dict[str, Any], money: str, lot: float | None = None) -> str:
+    """Every metric of ``metrics`` in its group, formatted, with its unit (``money``: the currency name;
+    lot multiples with the ``lot``'s decimals); the markouts as one row per horizon."""
     listed = {n for _, g in GROUPS for n, _ in g}
     other = [(k, "") for k in sorted(metrics) if k not in listed and not k.startswith("markout_")]
     parts = []
@@ -132,7 +151,7 @@ def metric_groups(metrics: dict[str, Any], money: str) -> str:
         present = [(n, u) for n, u in items if n in metrics]
         if present:
             rows = "".join(
-                f"<tr><th>{html.escape(n)}</th><td>{html.escape(_value(n, metrics[n], u))}</td>"
+                f"<tr><th>{html.escape(n)}</th><td>{html.escape(_value(n, metrics[n], u, lot))}</td>"
                 f"<td class='unit'>{html.escape(money if u == MONEY else u)}</td></tr>"
                 for n, u in present
             )

@@ -211,7 +211,12 @@ def _execute_watched(prepared: PreparedRun) -> None:
     empty = np.zeros(0, EVENT_DTYPE)
     stand_in = FeedData(prepared.dataset, np.zeros(1, EVENT_DTYPE), empty, 0, 1, tuple(config.dataset.feeds),
                         book_px=(tick, 2 * tick))  # fmt: skip
-    warm(stand_in, prepared.strategy, prepared.params, prepared.venue, config.risk, config.execution, config.runtime)
+    say = f"run {prepared.run_id}: compiling the runtime… (once per machine and code version)"
+    notice = CompileNotice(lambda: print(say, file=sys.stderr, flush=True))
+    with numba_event.install_listener("numba:compile", notice):  # an edited strategy compiles here
+        warm(
+            stand_in, prepared.strategy, prepared.params, prepared.venue, config.risk, config.execution, config.runtime
+        )
     runs = prepared.run_dir.parent
     supervised(
         lambda: _write_here(prepared, runs), f"run {prepared.run_id}", config.watchdog, lambda: clean_partial(runs)

@@ -122,11 +122,17 @@ HEADLINE = ("net_pnl", "gross_pnl", "rebates", "max_drawdown", "trades", "final_
 
 
 def headline(metrics_path: Path) -> str:
-    """One line of a run's headline metrics (:data:`HEADLINE`), 6 significant digits."""
+    """One line of a run's headline metrics (:data:`HEADLINE`), 6 significant digits; positions with the
+    lot's decimals (the run definition beside says the lot)."""
     import json
 
+    from hftlab.analysis.tearsheet import LOT_MULTIPLES, shown
+
     values = json.loads(metrics_path.read_text())
-    cells = [f"{k} {values[k]:.6g}" if isinstance(values.get(k), int | float) else f"{k} -" for k in HEADLINE]
+    run_file = metrics_path.with_name("run.json")
+    lot = json.loads(run_file.read_text())["dataset"]["instrument"]["lot_size"] if run_file.is_file() else None
+    cells = [f"{k} {shown(k, values[k], lot) if k in LOT_MULTIPLES else format(values[k], '.6g')}"
+             if isinstance(values.get(k), int | float) else f"{k} -" for k in HEADLINE]  # fmt: skip
     return "  " + "  ".join(cells)
 
 
