@@ -194,7 +194,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     strat = sub.add_parser("strategy", help="strategies in strategies/: new")
     ssub = strat.add_subparsers(dest="strategy_command", required=True)
-    new = ssub.add_parser("new", help="write strategies/NAME.py: a runnable template whose docstring is the contract")
+    new = ssub.add_parser(
+        "new",
+        help="write strategies/NAME.py (a runnable template whose docstring is the contract) and conf/strategy/NAME.yaml",
+    )
     new.add_argument("name", help="a Python identifier, not starting with '_'")
     new.add_argument("--dir", type=Path, default=None, help="strategies folder (default: <project>/strategies)")
     new.set_defaults(func=_cmd_strategy_new)
@@ -307,13 +310,33 @@ def _cmd_strategy_new(args: argparse.Namespace) -> int:
                           rule="invalid-name")  # fmt: skip
     folder = args.dir if args.dir is not None else project_dir() / "strategies"
     path = folder / f"{name}.py"
-    if path.exists():
-        raise ConfigError(f"{path} exists: choose another name (nothing was written)", key="NAME", rule="exists")
+    config = folder.parent / "conf" / "strategy" / f"{name}.yaml"
+    for target in (path, config):
+        if target.exists():
+            raise ConfigError(f"{target} exists: choose another name (nothing was written)", key="NAME", rule="exists")
     template = files("hftlab.templates").joinpath("strategy.py").read_text()
     folder.mkdir(parents=True, exist_ok=True)
     atomic_write(path, template.replace("NAME", name))
-    print(f"wrote {shown(path)}: run it with `hftlab run strategy={name}`; edit Params, validate and evaluate")
+    written = [shown(path)]
+    if config.parent.is_dir():  # a project's conf/strategy: the strategy's config, its parameters untouched
+        atomic_write(config, STRATEGY_YAML.replace("NAME", name))
+        written.append(shown(config))
+    print(
+        f"wrote {' and '.join(written)}: run it with `hftlab run strategy={name}`; edit Params, validate and evaluate"
+    )
     return 0
+
+
+#: The config ``hftlab strategy new`` writes: no parameter values, so they come from the file's ``Params``
+#: (one place to edit) until one is set here for every run of the strategy.
+STRATEGY_YAML = """\
+# The configuration of strategies/NAME.py (`hftlab run strategy=NAME`). Its parameters start from the
+# Params defaults in that file; set one here to change it for every run (params: {half_spread: 0.3}),
+# or for one run on the command line (strategy.params.half_spread=0.3).
+defaults:
+  - /strategy_schema_NAME@_here_
+name: NAME
+"""
 
 
 def _cmd_cache_clear(args: argparse.Namespace) -> int:

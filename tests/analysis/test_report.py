@@ -58,7 +58,7 @@ def test_the_page_is_self_contained_with_the_figures_library_inlined_once(report
     outside = re.sub(r"<script[^>]*>.*?</script>", "", html, flags=re.S)
     assert "<img" not in outside and "<link" not in outside and "@import" not in outside
     assert not re.search(r"(src|href)\s*=\s*[\"']?(https?:)?//", outside)
-    assert 4 == outside.count("<div id=") and "Tear sheet" in outside and "net_pnl" in outside
+    assert 5 == outside.count("<div id=") and "Tear sheet" in outside and "net_pnl" in outside  # 5 figure slots
 
 
 def test_the_tear_sheet_names_the_run_groups_metrics_with_units_and_warns(reported):

@@ -130,7 +130,7 @@ def test_compute_metrics_assembles_by_hand():
     records = SimpleNamespace(tables=tables, account=account, contract_size=1.0, inverse=False)
     config = M.MetricsConfig(capital=100.0, sample_interval_ns=S, markout_horizons_ns=[S])
     m = M.compute_metrics(records, config, mid_at=step_mids(st["local_ts"], st["mid"]))
-    assert 1.96 == m["net_pnl"] and 2.0 == m["gross_pnl"]
+    assert 1.96 == m["net_pnl"] and 2.0 == m["gross_pnl"] and "quote" == m["money_unit"]
     assert 0.05 == m["fees_paid"] and 0.01 == m["rebates"]
     assert 0.0196 == m["return"]
     assert pytest.approx(0.05) == m["max_drawdown"]  # 2.01 -> 1.96

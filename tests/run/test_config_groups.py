@@ -42,7 +42,8 @@ def test_strategy_new_writes_a_runnable_strategy_whose_docstring_example_works(t
 
     project = make_project(tmp_path / "p")
     out = hftlab(project, "strategy", "new", "mm")
-    assert "wrote strategies/mm.py: run it with `hftlab run strategy=mm`" in out.stdout
+    assert "wrote strategies/mm.py and conf/strategy/mm.yaml: run it with `hftlab run strategy=mm`" in out.stdout
+    assert "params" not in (project / "conf" / "strategy" / "mm.yaml").read_text().split("name: mm")[1]
     run = hftlab(project, "run", "strategy=mm")
     metrics = json.loads((run_dir_of(project, "strategy=mm", stdout=run.stdout) / "metrics.json").read_text())
     assert metrics["trades"] > 0
@@ -50,6 +51,11 @@ def test_strategy_new_writes_a_runnable_strategy_whose_docstring_example_works(t
     rows = np.zeros((64, 4))
     n = s.module.evaluate(make_view(bids=[(99.9, 1.0)], asks=[(100.1, 1.0)]), s.module.Params(), np.zeros(1), rows)
     assert 2 == n and [[1.0, 99.8, 0.01, 1.0], [-1.0, 100.2, 0.01, 1.0]] == np.round(rows[:2], 9).tolist()
+    (project / "conf" / "strategy" / "mm.yaml").write_text(
+        (project / "conf" / "strategy" / "mm.yaml").read_text() + "params:\n  half_spread: 0.3\n"
+    )  # a value set in the config applies to every run
+    set_in_yaml = run_dir_of(project, "strategy=mm", stdout=hftlab(project, "run", "strategy=mm").stdout)
+    assert 0.3 == json.loads((set_in_yaml / "run.json").read_text())["strategy"]["params"]["half_spread"]
     again = hftlab(project, "strategy", "new", "mm", check=False)
     assert 2 == again.returncode and "hftlab: error: NAME: [exists]" in again.stderr
     bad = hftlab(project, "strategy", "new", "_x", check=False)

@@ -52,8 +52,13 @@ def test_venue_variant_runs_with_exact_accounting(window, grid, name):
         assert np.all(out.tables["fills"]["fee"] == -0.001 * out.tables["fills"]["qty"])
     if name == "inverse contract":  # traded value in the base currency: qty x contract size / price
         f = out.tables["fills"]
-        traded = compute_metrics(out, MetricsConfig(), mid_at=replay_mids(window, out.venue))["traded_value"]
-        assert out.inverse and pytest.approx(float((f["qty"] * 100.0 / f["price"]).sum()), rel=1e-12) == traded
+        metrics = compute_metrics(out, MetricsConfig(), mid_at=replay_mids(window, out.venue))
+        assert out.inverse and "coin" == metrics["money_unit"]
+        expected = pytest.approx(float((f["qty"] * 100.0 / f["price"]).sum()), rel=1e-12)
+        assert expected == metrics["traded_value"]
+        # the attribution is in the coin too and sums to the net PnL (equity in coin)
+        parts = metrics["spread_capture"] + metrics["inventory_pnl"] - metrics["fees"]
+        assert pytest.approx(metrics["net_pnl"], rel=1e-9, abs=1e-12) == parts
 
 
 def test_hftbacktest_errors_surface_named_and_the_venue_closes(window, grid, monkeypatch):

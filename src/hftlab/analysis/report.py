@@ -262,13 +262,17 @@ def experiment_report(exp_dir: Path, out: Path, metric: str = "net_pnl") -> Path
                      + "</h2>")  # fmt: skip
         for i, rid in enumerate(top):
             parts.append(_run_section(runs / rid, i == 0))
-        models["runs"] = interactive.run_figures(
-            [_run_data(runs / rid, out if i == 0 else None) for i, rid in enumerate(top)]
-        )
+        data = [_run_data(runs / rid, out if i == 0 else None) for i, rid in enumerate(top)]
+        models["runs"] = interactive.run_figures(data)
         parts.append("<h3>Figures</h3><p class='hint'>Drag to pan, scroll to zoom the time axis (the three "
                      "figures follow each other), box-zoom with the toolbar, reset to go back; hover a fill for its "
                      "details." + (" Choose the run to show above the figures." if len(top) > 1 else "") + "</p>"
                      + _slot("runs"))  # fmt: skip
+        if len(data) > 1:
+            models["overlay"] = interactive.overlay_figures(data)
+            parts.append(f"<h3>The {len(data)} runs overlaid</h3><p class='hint'>Click a legend entry to hide its "
+                         "run; <code>hftlab compare</code> does the same for any runs, with metric deltas.</p>"
+                         + _slot("overlay"))  # fmt: skip
     if len(rows) > 1:
         parts.append("<h2>Sweep</h2>")
         parts.append(_overfitting(exp_dir))

@@ -30,7 +30,7 @@ GROUPS: list[tuple[str, list[tuple[str, str]]]] = [
     ("PnL and its attribution", [
         ("net_pnl", MONEY), ("gross_pnl", MONEY), ("spread_capture", MONEY), ("spread_capture_maker", MONEY),
         ("spread_capture_taker", MONEY), ("inventory_pnl", MONEY), ("fees", MONEY), ("fees_paid", MONEY),
-        ("rebates", MONEY), ("return", "%"), ("attribution_no_mid_n", "fills"),
+        ("rebates", MONEY), ("return", "%"), ("attribution_no_mid_n", "fills"), ("money_unit", ""),
     ]),
     ("Risk", [
         ("max_drawdown", MONEY), ("return_over_max_drawdown", "ratio"), ("final_position", "contracts"),

@@ -224,6 +224,7 @@ def compute_metrics(records: Records, config: MetricsConfig, *, mid_at: MidAt) -
     mid_at = _asked_once(mid_at, fills["local_ts"], [0, *horizons])  # one replay for every time asked
     start, end = (int(state["local_ts"][0]), int(state["local_ts"][-1])) if len(state) else (0, 0)
     out: dict[str, Any] = {
+        "money_unit": "coin" if records.inverse else "quote",  # the settlement currency of every money metric
         "net_pnl": net,
         "gross_pnl": gross_pnl(account["equity"], account["fees"]),
         "fees": float(account["fees"]),
