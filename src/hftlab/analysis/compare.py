@@ -17,6 +17,7 @@ from typing import Any
 from hftlab.analysis import interactive, tearsheet
 from hftlab.errors import ConfigError
 from hftlab.files import atomic_write
+from hftlab.metrics.display import shown
 from hftlab.run.results import METRICS_FILE, RUN_FILE, is_complete
 
 #: The metrics compared, in this order (those a run lacks are left blank).
@@ -51,18 +52,8 @@ def metric_table(runs: list[Path]) -> tuple[list[str], list[list[str]]]:
         if all(v is None for v in values):
             continue
         deltas = [_delta(values[0], v) for v in values[1:]]
-        rows.append([key, *(_cell(v) for v in values), *deltas])
+        rows.append([key, *(shown(key, v) or "-" for v in values), *deltas])
     return header, rows
-
-
-def _cell(v: Any) -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, bool):
-        return "yes" if v else "no"
-    if isinstance(v, int):
-        return f"{v:,}"
-    return f"{v:,.2f}" if abs(v) >= 1e5 else f"{v:,.6g}"
 
 
 def _delta(a: Any, b: Any) -> str:

@@ -23,6 +23,8 @@ from bokeh.models.widgets import DataTable, NumberFormatter, Select, TableColumn
 from bokeh.plotting import figure
 from bokeh.resources import Resources
 
+from hftlab.analysis import tearsheet
+
 WIDTH = 1000
 #: Canvas, not WebGL: on machines without a GPU (headless CI, servers) Chromium's software WebGL drew a
 #: 25k-fill page in 7.3 s against 2.0 s on canvas.
@@ -70,9 +72,7 @@ class RunData:
 
 def run_data(label: str, state: np.ndarray, fills: np.ndarray, metrics: dict[str, Any], money: str) -> RunData:
     """The figure data of one run: equity with its attribution, inventory (exact, from the fills), the mid,
-    the fills by side, the markout curve (:func:`hftlab.analysis.report.markout_curve` of its metrics)."""
-    from hftlab.analysis.report import markout_curve
-
+    the fills by side, the markout curve (:func:`hftlab.analysis.tearsheet.markout_curve` of its metrics)."""
     t, equity, mid = _thin(_time(state["local_ts"]), state["equity"], state["mid"])
     fill_t = _time(fills["local_ts"])
     cum_fees = np.cumsum(fills["fee"]) if len(fills) else np.zeros(0)
@@ -86,7 +86,7 @@ def run_data(label: str, state: np.ndarray, fills: np.ndarray, metrics: dict[str
     for side, name in ((1, "buy"), (-1, "sell")):
         mask = fills["side"] == side
         data[name] = {"t": fill_t[mask], "price": fills["price"][mask], "qty": fills["qty"][mask]}
-    curve = markout_curve(metrics)
+    curve = tearsheet.markout_curve(metrics)
     h, bps, se = (np.array(c, dtype=float) for c in zip(*curve, strict=True)) if curve else (np.zeros(0),) * 3
     data["markout"] = {"h": h, "bps": bps, "lo": bps - 1.96 * se, "hi": bps + 1.96 * se}
 

@@ -14,7 +14,6 @@ import base64
 import html
 import json
 import math
-import re
 from pathlib import Path
 from typing import Any
 
@@ -80,25 +79,12 @@ def _run_data(run_dir: Path, out: Path | None) -> interactive.RunData:
         plots.equity_drawdown(state, out / "equity_drawdown.png")
         plots.inventory(state, out / "inventory.png")
         plots.fills_on_price(state, fills, out / "fills_on_price.png")
-        curve = markout_curve(metrics)
+        curve = tearsheet.markout_curve(metrics)
         if curve:
             h, bps, se = (np.array(c, dtype=float) for c in zip(*curve, strict=True))
             plots.markout_curve(h, bps, se, out / "markout_curve.png")
     money = tearsheet.currency(json.loads((run_dir / RUN_FILE).read_text()))
     return interactive.run_data(f"run {run_dir.name}", state, fills, metrics, money)
-
-
-def markout_curve(metrics: dict[str, Any]) -> list[tuple[float, float, float]]:
-    """(horizon in s, mean markout in bps, its standard error; NaN where none) for every markout horizon in a
-    run's metrics (``metrics.markout_horizons_ns``: exact horizons, see :mod:`hftlab.metrics.marks`)."""
-    found = []
-    for key in metrics:
-        m = re.fullmatch(r"markout_([0-9.e+-]+)s_bps", key)
-        if m:
-            se = metrics.get(f"markout_{m[1]}s_bps_se")
-            value = metrics[key]
-            found.append((float(m[1]), np.nan if value is None else value, np.nan if se is None else se))
-    return sorted(found)
 
 
 def _sweep_figures(rows: list[dict[str, Any]], metric: str, out: Path) -> list[Any]:

@@ -11,15 +11,14 @@ from __future__ import annotations
 
 import html
 import json
-import math
 import re
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow.parquet as pq
 
+from hftlab.metrics.display import shown
 from hftlab.run.results import RECORDS_DIR, RUN_FILE
 from hftlab.runtime.records import RULES
 from hftlab.times import iso
@@ -50,21 +49,6 @@ GROUPS: list[tuple[str, list[tuple[str, str]]]] = [
         ("sample_interval_ns", "s"),
     ]),
 ]  # fmt: skip
-_PERCENT = {"return", "maker_share", "fill_ratio", "quoting_uptime"}
-#: Metrics that are whole multiples of the lot: shown with the lot's decimals (a flat position summed
-#: from fills in binary floating point reads -3.5e-18, shown 0.000).
-LOT_MULTIPLES = {"final_position", "volume", "inventory_max_abs"}
-
-
-def decimals(step: float) -> int:
-    """Decimals that write every multiple of ``step`` exactly: 0.1 -> 1, 0.25 -> 2, 1e-8 -> 8, 5 -> 0."""
-    exponent = Decimal(repr(step)).normalize().as_tuple().exponent
-    return max(0, -exponent) if isinstance(exponent, int) else 0
-
-
-def shown(name: str, value: Any, lot: float | None = None) -> str:
-    """``value`` of metric ``name`` as the report and the command line show it."""
-    return _value(name, value, "", lot)
 
 
 def currency(definition: dict[str, Any]) -> str:
@@ -124,23 +108,6 @@ def badges(definition: dict[str, Any], metrics: dict[str, Any]) -> list[str]:
     return [f"<p class='badge'>⚠ {html.escape(text)}</p>" for text in out]
 
 
-def _value(name: str, value: Any, unit: str, lot: float | None = None) -> str:
-    if isinstance(value, bool) or value is None:
-        return "" if value is None else ("yes" if value else "no")
-    if isinstance(value, float) and not math.isfinite(value):
-        return ""
-    if lot and name in LOT_MULTIPLES:
-        places = decimals(lot)
-        return f"{round(value, places) + 0.0:,.{places}f}"  # + 0.0: no "-0.000"
-    if name in _PERCENT:
-        return f"{value * 100:.4g} %"
-    if name == "sample_interval_ns":
-        return f"{value / 1e9:g} s"
-    if isinstance(value, int):
-        return f"{value:,}"
-    return f"{value:,.2f}" if abs(value) >= 1e5 else f"{value:,.6g}"
-
-
 def metric_groups(metrics: dict[str, Any], money: str, lot: float | None = None) -> str:
     """Every metric of ``metrics`` in its group, formatted, with its unit (``money``: the currency name;
     lot multiples with the ``lot``'s decimals); the markouts as one row per horizon."""
@@ -151,7 +118,7 @@ def metric_groups(metrics: dict[str, Any], money: str, lot: float | None = None)
         present = [(n, u) for n, u in items if n in metrics]
         if present:
             rows = "".join(
-                f"<tr><th>{html.escape(n)}</th><td>{html.escape(_value(n, metrics[n], u, lot))}</td>"
+                f"<tr><th>{html.escape(n)}</th><td>{html.escape(shown(n, metrics[n], lot))}</td>"
                 f"<td class='unit'>{html.escape(money if u == MONEY else u)}</td></tr>"
                 for n, u in present
             )
@@ -170,7 +137,7 @@ def _markouts(metrics: dict[str, Any]) -> str:
     rows = ""
     for h in horizons:
         key = f"markout_{h:g}s"
-        cells = [_value(key, metrics.get(key + suffix), "") for suffix in ("", "_bps", "_bps_se", "_n")]
+        cells = [shown(key, metrics.get(key + suffix)) for suffix in ("", "_bps", "_bps_se", "_n")]
         rows += f"<tr><th>{h:g} s</th>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>"
     return f"<div class='group'><h4>Markouts (negative: adverse selection)</h4><table>{head}{rows}</table></div>"
 
@@ -188,3 +155,16 @@ def rule_counts(run_dir: Path) -> str:
     if not rows:
         return "<p>No order refused by Risk or throttled by Execution Control.</p>"
     return "<h4>Refusals by rule</h4><table>" + "".join(rows) + "</table>"
+
+
+def markout_curve(metrics: dict[str, Any]) -> list[tuple[float, float, float]]:
+    """(horizon in s, mean markout in bps, its standard error; NaN where none) for every markout horizon in a
+    run's metrics (``metrics.markout_horizons_ns``: exact horizons, see :mod:`hftlab.metrics.marks`)."""
+    found = []
+    for key in metrics:
+        m = re.fullmatch(r"markout_([0-9.e+-]+)s_bps", key)
+        if m:
+            se = metrics.get(f"markout_{m[1]}s_bps_se")
+            value = metrics[key]
+            found.append((float(m[1]), np.nan if value is None else value, np.nan if se is None else se))
+    return sorted(found)

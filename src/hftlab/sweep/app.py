@@ -126,7 +126,7 @@ def headline(metrics_path: Path) -> str:
     lot's decimals (the run definition beside says the lot)."""
     import json
 
-    from hftlab.analysis.tearsheet import LOT_MULTIPLES, shown
+    from hftlab.metrics.display import LOT_MULTIPLES, shown
 
     values = json.loads(metrics_path.read_text())
     run_file = metrics_path.with_name("run.json")
