@@ -221,3 +221,8 @@ def test_compare_tabulates_deltas_against_the_first_run_and_overlays_them(report
     assert f"run {a}" in page and f"run {b}" in page and "Overlaid" in page
     missing = hftlab(project, "compare", a, "0123456789abcdef", check=False)
     assert 2 == missing.returncode and "RUN: [no-such-run] '0123456789abcdef'" in missing.stderr
+    broken = project / "elsewhere" / b
+    shutil.copytree(runs / b, broken)
+    (broken / "metrics.json").unlink()
+    incomplete = hftlab(project, "compare", a, str(broken), check=False)
+    assert 2 == incomplete.returncode and f"RUN: [incomplete-run] {broken}: not a complete run" in incomplete.stderr

@@ -66,12 +66,18 @@ def test_status_shows_the_committed_grid_and_judges_it(swept):
     (exp / "manifest.json").write_text(json.dumps(other))
     try:
         foreign = hftlab(swept, "status", "results/grid_sweep")
+        other["runs"][0] = {**other["runs"][0], "status": "pending", "run_id": None}
+        (exp / "manifest.json").write_text(json.dumps(other))
+        under_way = hftlab(swept, "status", "results/grid_sweep", "--no-stale", check=False)
         (exp / "manifest.json").unlink()
         clone = hftlab(swept, "status", "results/grid_sweep", "--no-stale")
     finally:
         (exp / "manifest.json").write_text(live)
     assert "note: manifest.json (not tracked) describes another grid (4 points" in foreign.stdout
     assert "grid_sweep: 6/6 complete" in foreign.stdout and "0000000000000000" not in foreign.stdout
+    assert "note: a sweep is under way: shown is its live manifest.json" in under_way.stdout
+    assert 1 == under_way.returncode and "grid_sweep: 0/4 complete" in under_way.stdout  # the live grid
+    assert "pending 1" in under_way.stdout  # (its made-up run ids have no directories: incomplete)
     assert "grid_sweep: 6/6 complete" in clone.stdout and "note:" not in clone.stdout
     assert "current:" not in clone.stdout and clone.stdout.endswith("complete\n")
 

@@ -63,36 +63,38 @@ def _delta(a: Any, b: Any) -> str:
     return f"{b - a:+,.2f}" if abs(b - a) >= 1e5 else f"{b - a:+,.6g}"
 
 
-def text_table(header: list[str], rows: list[list[str]]) -> str:
-    """``header`` and ``rows`` as aligned text columns (the first left-aligned, numbers right)."""
+def text_table(
+    header: list[str], rows: list[list[str]], left: frozenset[int] = frozenset({0}), rule: bool = True, indent: str = ""
+) -> str:
+    """``header`` and ``rows`` as aligned text columns: those in ``left`` left-aligned, the others right
+    (numbers); a dashed rule under the header with ``rule``; every line after ``indent``."""
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
 
     def line(cells: list[str]) -> str:
-        return "  ".join(
-            c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True))
-        )
+        aligned = (c.ljust(w) if i in left else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True)))
+        return (indent + "  ".join(aligned)).rstrip()
 
-    return "\n".join([line(header), line(["-" * w for w in widths]), *(line(r) for r in rows)])
+    head = [line(header), line(["-" * w for w in widths])] if rule else [line(header)]
+    return "\n".join([*head, *(line(r) for r in rows)])
 
 
 def compare_page(runs: list[Path], out: Path) -> Path:
     """Write the page overlaying the runs' equity, inventory and markouts, with the metric table."""
-    from hftlab.analysis.report import STYLE, _read_table
+    from hftlab.analysis.report import html_page, read_table, slot
 
     data = []
     for r in runs:
         definition = json.loads((r / RUN_FILE).read_text())
         metrics = json.loads((r / METRICS_FILE).read_text())
-        data.append(interactive.run_data(f"run {r.name}", _read_table(r, "state"), _read_table(r, "fills"), metrics,
+        data.append(interactive.run_data(f"run {r.name}", read_table(r, "state"), read_table(r, "fills"), metrics,
                                          tearsheet.currency(definition)))  # fmt: skip
     header, rows = metric_table(runs)
     table = "<table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr>" + "".join(
         "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows) + "</table>"  # fmt: skip
-    script, divs = interactive.page_parts({"overlay": interactive.overlay_figures(data)})
     names = ", ".join(f"<code>{html.escape(str(r))}</code>" for r in runs)
-    page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>compare</title><style>{STYLE}</style>"
-            f"{interactive.resources()}{script}</head><body><h1>Runs compared</h1><p>{names}</p>"
-            f"<h2>Metrics (deltas against the first)</h2>{table}<h2>Overlaid</h2>{divs['overlay']}</body></html>\n")  # fmt: skip
+    parts = [f"<h1>Runs compared</h1><p>{names}</p><h2>Metrics (deltas against the first)</h2>{table}",
+             f"<h2>Overlaid</h2>{slot('overlay')}"]  # fmt: skip
+    page = html_page("compare", parts, {"overlay": interactive.overlay_figures(data)})
     out.mkdir(parents=True, exist_ok=True)
     atomic_write(out / "index.html", page)
     return out / "index.html"

@@ -18,12 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow.parquet as pq
 
 from hftlab.analysis import interactive, plots, tearsheet
 from hftlab.errors import HftlabError
 from hftlab.files import atomic_write
 from hftlab.ranking import Goal, goal, ranked
+from hftlab.run import results
 from hftlab.run.results import METRICS_FILE, RECORDS_DIR, RUN_FILE, WARNINGS_FILE
 from hftlab.sweep import manifest as M
 from hftlab.sweep.project import SCRATCH
@@ -38,13 +38,9 @@ th{background:#f3f3f3}img{max-width:100%;border:1px solid #eee;margin:6px 0}code
 dl.header{display:grid;grid-template-columns:max-content auto;gap:2px 12px;font-size:13px}dl.header dt{color:#555}"""
 
 
-def _read_table(run_dir: Path, name: str) -> np.ndarray:
-    table = pq.read_table(run_dir / RECORDS_DIR / f"{name}.parquet")
-    cols = {c: table.column(c).to_numpy() for c in table.column_names}
-    out = np.zeros(table.num_rows, dtype=[(c, v.dtype) for c, v in cols.items()])
-    for c, v in cols.items():
-        out[c] = v
-    return out
+def read_table(run_dir: Path, name: str) -> np.ndarray:
+    """The record table ``name`` of a run directory as one structured array."""
+    return results.read_table(run_dir / RECORDS_DIR / f"{name}.parquet")
 
 
 def _fmt(v: Any) -> str:
@@ -73,7 +69,7 @@ def _choose(rows: list[dict[str, Any]], metric: Goal) -> list[int]:
 
 def _run_data(run_dir: Path, out: Path | None) -> interactive.RunData:
     """One run's figure data; with ``out``, also its PNGs there (static copies, e.g. for a pull request)."""
-    state, fills = _read_table(run_dir, "state"), _read_table(run_dir, "fills")
+    state, fills = read_table(run_dir, "state"), read_table(run_dir, "fills")
     metrics = json.loads((run_dir / METRICS_FILE).read_text())
     if out is not None:
         plots.equity_drawdown(state, out / "equity_drawdown.png")
@@ -136,7 +132,8 @@ SWEEP_COLUMNS = ("net_pnl", "spread_capture", "inventory_pnl", "fees", "sharpe",
 DRILL_DOWN = 5
 
 
-def _slot(name: str) -> str:
+def slot(name: str) -> str:
+    """Where figure ``name`` goes in the page parts (:func:`html_page` puts it there)."""
     return f"<!--figure:{name}-->"
 
 
@@ -150,7 +147,7 @@ def _run_section(run_dir: Path, open_: bool) -> str:
     """One run's tear sheet (header, badges, grouped metrics, refusals) in a collapsible block."""
     definition = json.loads((run_dir / RUN_FILE).read_text())
     metrics = json.loads((run_dir / METRICS_FILE).read_text())
-    inner = "".join(tearsheet.badges(definition, metrics)) + tearsheet.header(run_dir, _read_table(run_dir, "state"))
+    inner = "".join(tearsheet.badges(definition, metrics)) + tearsheet.header(run_dir, read_table(run_dir, "state"))
     lot = definition["dataset"]["instrument"]["lot_size"]
     inner += "<h3>Tear sheet</h3>" + tearsheet.metric_groups(metrics, tearsheet.currency(definition), lot)
     inner += tearsheet.rule_counts(run_dir)
@@ -193,6 +190,59 @@ def _walkforward_section(result: dict[str, Any], out: Path) -> list[str]:
         _table(rows, list(rows[0])) if rows else "",
         _img(figure, "In-sample vs out-of-sample per hour"),
     ]
+
+
+def _runs_section(top: list[str], runs: Path, out: Path, spec: str, models: dict[str, Any]) -> list[str]:
+    """The tear sheets of the ``top`` runs (best first), their figures with a run selector, and the runs
+    overlaid; their figures are added to ``models``."""
+    parts: list[str] = []
+    parts.append(f"<h2>Runs: the best by {html.escape(spec)}" + (f" and the next {len(top) - 1}" if len(top) > 1 else "")
+                 + "</h2>")  # fmt: skip
+    for i, rid in enumerate(top):
+        parts.append(_run_section(runs / rid, i == 0))
+    data = [_run_data(runs / rid, out if i == 0 else None) for i, rid in enumerate(top)]
+    models["runs"] = interactive.run_figures(data)
+    parts.append("<h3>Figures</h3><p class='hint'>Drag to pan, scroll to zoom the time axis (the three "
+                 "figures follow each other), box-zoom with the toolbar, reset to go back; hover a fill for its "
+                 "details." + (" Choose the run to show above the figures." if len(top) > 1 else "") + "</p>"
+                 + slot("runs"))  # fmt: skip
+    if len(data) > 1:
+        models["overlay"] = interactive.overlay_figures(data)
+        parts.append(f"<h3>The {len(data)} runs overlaid</h3><p class='hint'>Click a legend entry to hide its "
+                     "run; <code>hftlab compare</code> does the same for any runs, with metric deltas.</p>"
+                     + slot("overlay"))  # fmt: skip
+    return parts
+
+
+def _sweep_section(
+    exp_dir: Path, rows: list[dict[str, Any]], metric: str, out: Path, models: dict[str, Any]
+) -> list[str]:
+    """The sweep: Deflated Sharpe Ratio, sensitivity and heatmap, and the sortable table of every run;
+    its figures are added to ``models``."""
+    parts: list[str] = []
+    parts.append("<h2>Sweep</h2>")
+    parts.append(_overfitting(exp_dir))
+    for k, fig in enumerate(_sweep_figures(rows, metric, out)):
+        models[f"sweep{k}"] = fig
+        parts.append(slot(f"sweep{k}"))
+    columns = [c for c in rows[0] if c.startswith("param.")]
+    columns += ["run_id", "status", metric] + [c for c in SWEEP_COLUMNS if c != metric]
+    models["table"] = interactive.sweep_table(rows, columns)
+    parts.append("<h3>All runs</h3><p class='hint'>Click a column's header to sort by it.</p>" + slot("table"))
+    return parts
+
+
+def html_page(title: str, parts: list[str], models: dict[str, Any]) -> str:
+    """A whole page: ``parts`` (HTML) with each figure slot (:func:`slot`) replaced by its figure of
+    ``models``, Bokeh's library and the figures' data inlined in the head when there are figures."""
+    head = f"<meta charset='utf-8'><title>{html.escape(title)}</title><style>{STYLE}</style>"
+    body = "".join(parts)
+    if models:
+        script, divs = interactive.page_parts(models)
+        head += interactive.resources() + script
+        for name, div in divs.items():
+            body = body.replace(slot(name), div)
+    return f"<!DOCTYPE html><html><head>{head}</head><body>{body}</body></html>\n"
 
 
 def experiment_report(exp_dir: Path, out: Path, metric: str = "net_pnl") -> Path:
@@ -244,39 +294,10 @@ def experiment_report(exp_dir: Path, out: Path, metric: str = "net_pnl") -> Path
     models: dict[str, Any] = {}
     top = _top_runs(rows, chosen_by, runs)
     if top:
-        parts.append(f"<h2>Runs: the best by {html.escape(spec)}" + (f" and the next {len(top) - 1}" if len(top) > 1 else "")
-                     + "</h2>")  # fmt: skip
-        for i, rid in enumerate(top):
-            parts.append(_run_section(runs / rid, i == 0))
-        data = [_run_data(runs / rid, out if i == 0 else None) for i, rid in enumerate(top)]
-        models["runs"] = interactive.run_figures(data)
-        parts.append("<h3>Figures</h3><p class='hint'>Drag to pan, scroll to zoom the time axis (the three "
-                     "figures follow each other), box-zoom with the toolbar, reset to go back; hover a fill for its "
-                     "details." + (" Choose the run to show above the figures." if len(top) > 1 else "") + "</p>"
-                     + _slot("runs"))  # fmt: skip
-        if len(data) > 1:
-            models["overlay"] = interactive.overlay_figures(data)
-            parts.append(f"<h3>The {len(data)} runs overlaid</h3><p class='hint'>Click a legend entry to hide its "
-                         "run; <code>hftlab compare</code> does the same for any runs, with metric deltas.</p>"
-                         + _slot("overlay"))  # fmt: skip
+        parts += _runs_section(top, runs, out, spec, models)
     if len(rows) > 1:
-        parts.append("<h2>Sweep</h2>")
-        parts.append(_overfitting(exp_dir))
-        for k, fig in enumerate(_sweep_figures(rows, metric, out)):
-            models[f"sweep{k}"] = fig
-            parts.append(_slot(f"sweep{k}"))
-        columns = [c for c in rows[0] if c.startswith("param.")]
-        columns += ["run_id", "status", metric] + [c for c in SWEEP_COLUMNS if c != metric]
-        models["table"] = interactive.sweep_table(rows, columns)
-        parts.append("<h3>All runs</h3><p class='hint'>Click a column's header to sort by it.</p>" + _slot("table"))
-    head = f"<meta charset='utf-8'><title>{html.escape(exp_dir.name)}</title><style>{STYLE}</style>"
-    body = "".join(parts)
-    if models:
-        script, divs = interactive.page_parts(models)
-        head += interactive.resources() + script
-        for name, div in divs.items():
-            body = body.replace(_slot(name), div)
-    page = f"<!DOCTYPE html><html><head>{head}</head><body>{body}</body></html>\n"
+        parts += _sweep_section(exp_dir, rows, metric, out, models)
+    page = html_page(exp_dir.name, parts, models)
     index = out / "index.html"
     atomic_write(index, page)
     return index

@@ -246,15 +246,16 @@ def read_records(run_dir: Path) -> StoredRun:
             f"{run_dir}: no {RECORDS_DIR}/{ACCOUNT_FILE} (written since metrics are recomputed from records), so "
             "its metrics cannot be recomputed: delete the directory to execute the run again"
         )
-    tables = {p.stem: _read_table(p) for p in sorted(records.glob("*.parquet")) if p.name != ACCOUNT_FILE}
-    account_row = _read_table(records / ACCOUNT_FILE)
+    tables = {p.stem: read_table(p) for p in sorted(records.glob("*.parquet")) if p.name != ACCOUNT_FILE}
+    account_row = read_table(records / ACCOUNT_FILE)
     account = {name: account_row[name][0].item() for name in account_row.dtype.names or ()}
     definition = json.loads((run_dir / RUN_FILE).read_text())
     venue = definition["config"]["venue"]
     return StoredRun(tables, account, float(venue["contract_size"]), venue.get("contract_type") == "inverse")
 
 
-def _read_table(path: Path) -> np.ndarray:
+def read_table(path: Path) -> np.ndarray:
+    """A Parquet record table as one structured array (a field per column)."""
     table = pq.read_table(path)
     columns = {name: table.column(name).to_numpy() for name in table.column_names}
     out = np.empty(table.num_rows, dtype=[(name, col.dtype) for name, col in columns.items()])
