@@ -88,6 +88,37 @@ def test_the_tear_sheet_names_the_run_groups_metrics_with_units_and_warns(report
     assert f"out of <b>{o['trials']} trials</b>" in page and "Deflated Sharpe Ratio <b>" in page
 
 
+def test_the_header_command_names_the_commit_holding_the_run(reported, tmp_path: Path):
+    """The header's ``commit`` row is a git command; run in a repository holding the experiment's summary
+    (committed twice: the run id appears in the first commit only), it prints that commit."""
+    import html as html_lib
+    import subprocess
+
+    project, _ = reported
+    page = (project / "reports" / "grid_sweep" / "index.html").read_text()
+    best = json.loads((project / "results" / "grid_sweep" / "summary.json").read_text())["best"]["net_pnl"]
+    found = re.search(r"<dt>commit</dt><dd><code>([^<]*)</code></dd>", page)
+    assert found is not None
+    command = html_lib.unescape(found.group(1))
+    assert best["run_id"] in command and command.startswith("git log -1 ")
+    repo = tmp_path / "repo"
+    (repo / "results" / "grid_sweep").mkdir(parents=True)
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True, text=True).stdout.strip()
+
+    git("init", "-q")
+    shutil.copy(project / "results" / "grid_sweep" / "summary.json", repo / "results" / "grid_sweep")
+    git("add", "-A")
+    git("commit", "-qm", "sweep")
+    holding = git("rev-parse", "HEAD")
+    (repo / "README").write_text("later\n")
+    git("add", "-A")
+    git("commit", "-qm", "later")
+    out = subprocess.run(command, shell=True, cwd=repo, check=True, capture_output=True, text=True).stdout.split()
+    assert holding.startswith(out[0]) and len(out[0]) >= 7 and out[-1] == "sweep"
+
+
 def test_report_is_deterministic(reported):
     """Reporting the same results again gives byte-identical files."""
     project, _ = reported

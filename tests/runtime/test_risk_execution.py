@@ -21,7 +21,7 @@ from hftlab.venue.config import VenueConfig
 NOW = 1_000_000_000_000
 TICK, LOT = 0.5, 0.1
 CONTRACT = Contract(tick_size=TICK, lot_size=LOT, contract_size=1.0, inverse=False, fee_model=0, maker_fee=0.0,
-                    taker_fee=0.0)  # fmt: skip
+                    taker_fee=0.0, lot_num=1.0, lot_den=10.0)  # fmt: skip
 
 
 def limits(risk: RiskConfig):

@@ -81,9 +81,18 @@ def header(run_dir: Path, state: np.ndarray) -> str:
         f"{currency(d)} (metrics.capital: returns and turnover are over it)",
         "engine": f"hftlab {engine['hftlab']} (sources {engine['hftlab_source_sha256'][:12]}), hftbacktest "
         f"{engine['hftbacktest']}, numba {engine['numba']}, Python {engine['python']}",
+        "commit": commit_hint(run_dir),
     }  # fmt: skip
     rows = "".join(f"<dt>{html.escape(k)}</dt><dd><code>{html.escape(str(v))}</code></dd>" for k, v in items.items())
     return f"<dl class='header'>{rows}</dl>"
+
+
+def commit_hint(run_dir: Path) -> str:
+    """How to find the git commit holding a run. The run does not name it: that commit is made after the
+    run, and a run's bytes must not depend on which commit re-creates it (its code is pinned by the sha256
+    of the strategy and of the engine's sources instead). The commit that added the run id to its
+    experiment's committed summary is the one that holds it."""
+    return f"git log -1 --format='%h %cs %s' -S {run_dir.name} -- '*/{run_dir.parent.parent.name}/summary.json'"
 
 
 def data_level(feeds: list[str]) -> str:

@@ -169,7 +169,7 @@ def _observe(orders, k, o, now, contract, n_fills, rec):
         f.side = row.side
         px = o.exec_price_tick * contract.tick_size
         f.price = px if px > 0.0 else row.price
-        f.qty = row.leaves - leaves
+        f.qty = S.on_lot(contract, row.leaves - leaves)
         f.maker = o.maker
         f.order_price = row.price
         f.order_qty = row.qty
@@ -207,13 +207,14 @@ def _apply_fills(orders, n_fills, account, contract, mid, rec):
         row.order_price = f.order_price
         row.order_qty = f.order_qty
         row.mid = mid
-        row.position = account.position
+        row.position = S.on_lot(contract, account.position)
         rec.counts[R.FILLS] += 1
         for q in range(account.n_live):
             if live[q].order_id == f.order_id:
                 ev = R.FILLED if live[q].leaves <= 1e-12 * live[q].qty else R.PARTIALLY_FILLED
                 R.record_order(rec, f.local_ts, f.exch_ts, f.order_id, ev, f.side, f.order_price,
-                               live[q].qty - live[q].leaves, live[q].leaves, 0)  # fmt: skip
+                               S.on_lot(contract, live[q].qty - live[q].leaves), S.on_lot(contract, live[q].leaves),
+                               0)  # fmt: skip
                 break
 
 

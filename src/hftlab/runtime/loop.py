@@ -142,7 +142,8 @@ def step(bt, strategy, params, scratch, lp, rec, evaluate):
         L.fill_order_view(lp.orders, acct.n_live)
         if not acct.killed:
             ok = _decide(bt, strategy, params, scratch, lp, rec, now, best_bid, best_ask, n_bid, n_ask)
-    S.record_state(rec, acct, now, mid, best_ask - best_bid, acct.n_live, lp.settings.record_interval_ns, not evaluate)
+    interval = lp.settings.record_interval_ns
+    S.record_state(rec, acct, lp.contract, now, mid, best_ask - best_bid, acct.n_live, interval, not evaluate)
     return ok
 
 

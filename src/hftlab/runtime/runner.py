@@ -15,6 +15,8 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
+from fractions import Fraction
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -35,7 +37,7 @@ from hftlab.runtime.lifecycle import new_orders, rows_per_step
 from hftlab.runtime.loop import DONE, NEED_ROOM, OUTPUT_ERROR, PROGRESS, Loop, LoopSettings, run_loop
 from hftlab.runtime.record_files import ROW_GROUP, RecordWriter, load_converters
 from hftlab.runtime.risk import RiskLimits
-from hftlab.runtime.state import FEE_MODELS, Contract, new_account, new_market
+from hftlab.runtime.state import FEE_MODELS, Contract, new_account, new_market, on_lot
 from hftlab.runtime.strategy import Strategy, compiled_evaluate, evaluate_signature
 from hftlab.venue import abi
 from hftlab.venue.config import VenueConfig
@@ -80,6 +82,7 @@ class RunOutput:
 
 def contract_of(venue: VenueConfig) -> Contract:
     """The instrument and fee terms of a resolved venue config, as the loop reads them."""
+    lot = Fraction(Decimal(repr(float(venue.lot_size))))
     return Contract(
         tick_size=float(venue.tick_size),
         lot_size=float(venue.lot_size),
@@ -88,6 +91,8 @@ def contract_of(venue: VenueConfig) -> Contract:
         fee_model=FEE_MODELS[venue.fees.model],
         maker_fee=float(venue.fees.maker),
         taker_fee=float(venue.fees.taker),
+        lot_num=float(lot.numerator),
+        lot_den=float(lot.denominator),
     )
 
 
@@ -293,6 +298,7 @@ def _account(lp: Loop, venue_position: float) -> dict[str, Any]:
     """The final account (derived from the fills) and hftbacktest's own position, for comparison."""
     acct = lp.account[0]
     values: dict[str, Any] = {name: float(acct[name]) for name in ("position", "cash", "fees", "equity", "mid")}
+    values["position"] = float(getattr(on_lot, "py_func", on_lot)(lp.contract, values["position"]))  # stored: on lot
     return {**values, "killed": bool(acct["killed"]), "venue_position": float(venue_position)}
 
 
