@@ -49,6 +49,7 @@ from hftlab import faults
 from hftlab import feed as F
 from hftlab import feed_kernels as K
 from hftlab.errors import ConfigError, StorageError, writing
+from hftlab.feed_warnings import StreamWarnings
 from hftlab.files import canonical_json, lock_file, process_alive, write_json
 from hftlab.hftbacktest_types import EVENT_DTYPE
 from hftlab.storage.catalog import Dataset, check_manifest, check_present
@@ -61,8 +62,8 @@ DEFAULT_LIMIT_GB = 20.0
 INDEX = "index.json"
 LOCK = "lock"
 STAGING = ".staging"
-#: Version of an entry's layout; entries of another format are fed again.
-FORMAT = 2
+#: Version of an entry's layout; entries of another format are fed again (3: warnings name data gaps).
+FORMAT = 3
 #: Sources whose code decides the fed bytes: a change makes every entry stale.
 _FEEDER_SOURCES = ("feed.py", "feed_read.py", "feed_kernels.py", "hftbacktest_types.py", "event_cache.py", "jit.py")
 
@@ -225,12 +226,12 @@ class EventCache:
             px = (np.inf, -np.inf)
             start = window.start
             snapshot = F.initial_snapshot(dataset, start, budget, window.feeds)
-            book = F.BookStart(snapshot)
+            watch = StreamWarnings(snapshot)
             for i, piece in enumerate(F.stream_events(dataset, window, budget)):
                 files.append(_save(staging / f"chunk-{i:05d}.npy", piece))
                 faults.point("feed.cache")
                 px = K.book_px_range(piece, *px)
-                book.see(piece)
+                watch.see(piece)
                 del piece
             if len(snapshot):
                 px = (min(px[0], float(snapshot["px"].min())), max(px[1], float(snapshot["px"].max())))
@@ -247,7 +248,7 @@ class EventCache:
                 "chunks": files,
                 "snapshot": snap_file,
                 "book_px": [px[0], px[1]] if np.isfinite(px[0]) else None,
-                "warnings": book.warnings(start if start is not None else dataset.manifest.start_ns),
+                "warnings": watch.warnings(start, window.end, dataset),
             }
             write_json(staging / INDEX, index)
             entry.parent.mkdir(parents=True, exist_ok=True)

@@ -33,6 +33,7 @@ from hftlab import feed_kernels as K
 from hftlab import feed_read as R
 from hftlab import hftbacktest_types as HB
 from hftlab.errors import ConfigError, FeedError, StorageError
+from hftlab.feed_warnings import StreamWarnings
 from hftlab.hftbacktest_types import EVENT_DTYPE
 from hftlab.storage.catalog import Catalog, Dataset, check_manifest
 from hftlab.storage.schema import DEFAULT_FEEDS, FEEDS, L3_FEEDS
@@ -107,7 +108,7 @@ class FeedData:
     rows: int = -1  #: rows of the stream (-1: ``len(events)``)
     book_px: tuple[float, float] | None = None  #: lowest and highest book price fed (None: compute)
     cache_hit: bool | None = None  #: None: not fed through the event cache
-    warnings: tuple[str, ...] = ()  #: what a run over this stream must report (see :class:`BookStart`)
+    warnings: tuple[str, ...] = ()  #: what a run over this stream must report (:mod:`hftlab.feed_warnings`)
     #: Held while this object lives: the event cache's shared lock on ``files`` (never trimmed under a reader).
     lease: Any = field(default=None, repr=False, compare=False)
 
@@ -122,45 +123,6 @@ class FeedData:
                 yield np.load(path, mmap_mode="r", allow_pickle=False)
         else:
             yield self.events
-
-
-class BookStart:
-    """Watches a fed stream for a window that starts without a book: no initial snapshot, and depth
-    updates before the first snapshot row (the book is then built from increments only and mid, spread
-    and fills are wrong until the first snapshot)."""
-
-    def __init__(self, snapshot: np.ndarray | None) -> None:
-        self.has_snapshot = snapshot is not None and len(snapshot) > 0
-        self.first_depth: int | None = None
-        self.first_snapshot: int | None = None
-
-    def see(self, events: np.ndarray) -> None:
-        if self.has_snapshot or self.first_snapshot is not None:
-            return
-        kind = events["ev"] & HB.KIND_MASK
-        snaps = np.flatnonzero(kind == HB.DEPTH_SNAPSHOT_EVENT)
-        depth = np.flatnonzero(kind == HB.DEPTH_EVENT)
-        if self.first_depth is None and len(depth):
-            self.first_depth = int(events["exch_ts"][depth[0]])
-        if len(snaps):
-            self.first_snapshot = int(events["exch_ts"][snaps[0]])
-
-    def warnings(self, start_ns: int) -> list[str]:
-        if self.has_snapshot or self.first_depth is None:
-            return []
-        if self.first_snapshot is None:
-            return [
-                f"the window starting {iso(start_ns)} has no book snapshot before it nor in it: the book is "
-                "built from incremental updates only, so mid, spread and fills may be wrong throughout"
-            ]
-        if self.first_snapshot <= self.first_depth:
-            return []
-        late = (self.first_snapshot - start_ns) / 1e9
-        return [
-            f"the window starting {iso(start_ns)} has no book snapshot before it: the book is built from "
-            f"incremental updates only until the first snapshot at {iso(self.first_snapshot)} ({late:.3f} s "
-            "later); mid, spread and fills before then may be wrong"
-        ]
 
 
 def _finish(piece: np.ndarray) -> np.ndarray:
@@ -298,8 +260,8 @@ def load_events(dataset: Dataset, window: Window = Window()) -> FeedData:
         events = np.concatenate([resting, events])
     events = _finish(events)
     snapshot = initial_snapshot(dataset, start, feeds=window.feeds)
-    book = BookStart(snapshot)
-    book.see(events)
+    watch = StreamWarnings(snapshot)
+    watch.see(events)
     return FeedData(
         dataset=dataset,
         events=np.ascontiguousarray(events),
@@ -307,5 +269,5 @@ def load_events(dataset: Dataset, window: Window = Window()) -> FeedData:
         start_ns=start if start is not None else dataset.manifest.start_ns,
         end_ns=end if end is not None else dataset.manifest.end_ns + 1,
         feeds=tuple(window.feeds),
-        warnings=tuple(book.warnings(start if start is not None else dataset.manifest.start_ns)),
+        warnings=tuple(watch.warnings(start, end, dataset)),
     )
