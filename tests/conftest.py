@@ -22,6 +22,9 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
 
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+# A Ray driver otherwise replaces builtins.print (ray.experimental.tqdm_ray) in the test process, after which
+# numba cannot compile hftbacktest's converters that print (untyped global 'print') in the same process.
+os.environ.setdefault("RAY_TQDM_PATCH_PRINT", "0")
 # Runs (and the processes tests start) feed through an event cache of this session, not the user's.
 _EVENT_CACHE = tempfile.mkdtemp(prefix="hftlab-test-event-cache-")
 os.environ.setdefault("HFTLAB_EVENT_CACHE", _EVENT_CACHE)

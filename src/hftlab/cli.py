@@ -26,6 +26,9 @@ from hftlab.storage.catalog import Catalog, Dataset
 from hftlab.storage.schema import L3_FEEDS, IngestResult
 
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+# A Ray sweep's driver would replace builtins.print (ray.experimental.tqdm_ray); numba then cannot compile
+# a function that prints (untyped global 'print') later in this process.
+os.environ.setdefault("RAY_TQDM_PATCH_PRINT", "0")
 
 
 def _iso(ns: int) -> str:
