@@ -84,6 +84,9 @@ def test_the_tear_sheet_names_the_run_groups_metrics_with_units_and_warns(report
     assert f"<tr><th>maker_share</th><td>{metrics['maker_share'] * 100:.4g} %</td>" in page
     assert f"<tr><th>trades</th><td>{metrics['trades']:,}</td><td class='unit'>fills</td></tr>" in page
     assert "No order refused by Risk or throttled by Execution Control." in page or "<h4>Refusals by rule</h4>" in page
+    assert "<td></td>" not in page  # an undefined metric reads n/a, not a blank
+    if metrics["sortino"] is None:
+        assert "<tr><th>sortino</th><td>n/a</td>" in page
     o = json.loads((project / "results" / "grid_sweep" / "summary.json").read_text())["overfitting"]
     assert f"out of <b>{o['trials']} trials</b>" in page and "Deflated Sharpe Ratio <b>" in page
 

@@ -119,7 +119,8 @@ def badges(definition: dict[str, Any], metrics: dict[str, Any]) -> list[str]:
 
 def metric_groups(metrics: dict[str, Any], money: str, lot: float | None = None) -> str:
     """Every metric of ``metrics`` in its group, formatted, with its unit (``money``: the currency name;
-    lot multiples with the ``lot``'s decimals); the markouts as one row per horizon."""
+    lot multiples with the ``lot``'s decimals; ``n/a`` where it is undefined, e.g. Sortino without a
+    negative return); the markouts as one row per horizon."""
     listed = {n for _, g in GROUPS for n, _ in g}
     other = [(k, "") for k in sorted(metrics) if k not in listed and not k.startswith("markout_")]
     parts = []
@@ -127,7 +128,7 @@ def metric_groups(metrics: dict[str, Any], money: str, lot: float | None = None)
         present = [(n, u) for n, u in items if n in metrics]
         if present:
             rows = "".join(
-                f"<tr><th>{html.escape(n)}</th><td>{html.escape(shown(n, metrics[n], lot))}</td>"
+                f"<tr><th>{html.escape(n)}</th><td>{html.escape(shown(n, metrics[n], lot) or 'n/a')}</td>"
                 f"<td class='unit'>{html.escape(money if u == MONEY else u)}</td></tr>"
                 for n, u in present
             )
