@@ -1,6 +1,7 @@
 """The slurm launcher (hydra-submitit-launcher) against a real SLURM scheduler: a single-node cluster on
 this machine (slurmctld + slurmd + munged on 127.0.0.1, Debian's slurm-wlm), started for this module by
-``scripts/slurm-local`` and stopped by its PIDs.
+``scripts/slurm-local`` and stopped by its PIDs: a sweep byte-identical to serial, a run failing in its
+job, and a job SLURM ends without a result (its batch script killed), each recorded in the manifest.
 
 It needs root and the packages; without them the tests skip saying so, unless ``HFTLAB_REQUIRE_SLURM=1``
 (``.ci/run`` installs the packages, runs as root and sets it), where they fail instead.
@@ -57,9 +58,11 @@ def slurm(tmp_path_factory) -> Iterator[Path]:
 
 
 def jobs(project: Path, experiment: str) -> set[tuple[str, str]]:
-    """(SLURM job id, array index) of every job submitit ran for ``experiment``."""
+    """(SLURM job id, array index) of every job submitit ran for ``experiment`` (its submission files)."""
     folder = project / ".hydra" / "submitit" / experiment
-    return {m.groups() for p in folder.glob("*_log.out") if (m := re.fullmatch(r"(\d+)_(\d+)_0_log\.out", p.name))}
+    return {
+        m.groups() for p in folder.glob("*_submitted.pkl") if (m := re.fullmatch(r"(\d+)_(\d+)_submitted\.pkl", p.name))
+    }
 
 
 def test_a_sweep_on_slurm_gives_the_same_bytes_as_serial(slurm: Path, tmp_path: Path):
@@ -94,3 +97,28 @@ def test_a_failing_run_on_slurm_is_recorded_and_the_others_complete(slurm: Path,
     assert "strategy.params.order_qty=-1" in bad["overrides"]
     assert "strategy.params.order_qty" in bad["error"] and "> 0" in bad["error"]
     assert len(jobs(project, "one_bad")) == 4
+
+
+def test_a_job_slurm_ends_without_a_result_is_recorded_failed_and_the_others_complete(slurm: Path, tmp_path: Path):
+    """The batch script of one array task kills itself (SIGKILL), as SLURM's end of a job does (time limit,
+    out of memory, scancel): no result, and no accounting here to say so. The launcher sees the job leave
+    SLURM's queue, records the point failed in the manifest naming the job and its log, and collects the
+    other jobs; the sweep exits 1."""
+    project = make_project(tmp_path / "p")
+    kill_task_1 = 'if [ "$SLURM_ARRAY_TASK_ID" = 1 ]; then kill -9 $$; fi'
+    setup = f"++hydra.launcher.setup=['export HFTLAB_PROJECT={project}','{kill_task_1}']"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HFTLAB_SLURM_GRACE_S", "2")
+        out = hftlab(
+            project, "run", "-m", "experiment_name=killed", "strategy.params.half_spread=0.1,0.2,0.3",
+            "strategy.params.grid_num=2", *SLURM, setup, check=False,
+        )  # fmt: skip
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert "3 runs: 2 executed, 0 cached, 1 failed, 0 not finished" in out.stdout
+    runs = manifest(project, "killed")["runs"]
+    (bad,) = [r for r in runs if r["status"] == "failed"]
+    assert "strategy.params.half_spread=0.2" in bad["overrides"]  # the grid's second point: array task 1
+    job = next(j for j, task in jobs(project, "killed") if task == "1")
+    assert bad["error"].startswith(f"SLURM job {job}_1 ended without a result (SLURM state UNKNOWN")
+    assert f"{job}_1_0_log.err" in bad["error"]
+    assert sorted(r["status"] for r in runs) == ["done", "done", "failed"]
