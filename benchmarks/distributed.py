@@ -34,7 +34,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from sweep import hftlab, make_project, outputs  # benchmarks/sweep.py: the same project set-up
+from sweep import environment, hftlab, make_project, outputs  # benchmarks/sweep.py: the same project set-up
 
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -111,13 +111,7 @@ def main() -> None:
     hashes: dict[str, dict[str, str]] = {}
     with tempfile.TemporaryDirectory(prefix="hftlab-bench-distributed-") as tmp:
         project = Path(tmp) / "project"
-        env = {
-            **os.environ,
-            "DVC_NO_ANALYTICS": "1",
-            "HFTLAB_PROJECT": str(project),
-            "NUMBA_CACHE_DIR": str(Path(tmp) / "numba-cache"),
-            "RAY_USAGE_STATS_ENABLED": "0",
-        }
+        env = {**environment(project, Path(tmp)), "RAY_USAGE_STATS_ENABLED": "0"}
         make_project(project, env, args.events)
         warm, _ = hftlab(project, env, "run", "experiment_name=warmup")
         print(f"numba cache filled by a single run: {warm:.1f} s", flush=True)

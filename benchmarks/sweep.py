@@ -65,6 +65,16 @@ def hftlab(project: Path, env: dict[str, str], *args: str) -> tuple[float, list[
     return time.perf_counter() - t0, finished
 
 
+def environment(project: Path, tmp: Path) -> dict[str, str]:
+    """The environment of the benchmark's hftlab commands: its project, its own numba cache."""
+    return {
+        **os.environ,
+        "DVC_NO_ANALYTICS": "1",
+        "HFTLAB_PROJECT": str(project),
+        "NUMBA_CACHE_DIR": str(tmp / "numba-cache"),
+    }
+
+
 def make_project(path: Path, env: dict[str, str], events: int) -> None:
     path.mkdir(parents=True)
     shutil.copytree(PROJECT_ROOT / "conf", path / "conf")
@@ -98,12 +108,7 @@ def main() -> None:
     hashes: dict[str, dict[str, str]] = {}
     with tempfile.TemporaryDirectory(prefix="hftlab-bench-sweep-") as tmp:
         project = Path(tmp) / "project"
-        env = {
-            **os.environ,
-            "DVC_NO_ANALYTICS": "1",
-            "HFTLAB_PROJECT": str(project),
-            "NUMBA_CACHE_DIR": str(Path(tmp) / "numba-cache"),
-        }
+        env = environment(project, Path(tmp))
         make_project(project, env, args.events)
         warm, _ = hftlab(project, env, "run", "experiment_name=warmup")
         print(f"numba cache filled by a single run: {warm:.1f} s", flush=True)

@@ -80,10 +80,10 @@ def run(cwd: Path, *cmd: str, check: bool = True) -> subprocess.CompletedProcess
     return out
 
 
-def s3_client(endpoint: str, tmp: Path):
+def s3_client(endpoint: str):
+    """A client of the test server (credentials given here: no user's AWS config is read)."""
     import boto3
 
-    os.environ.update({k: v for k, v in _aws_env(tmp).items() if k.startswith("AWS_") and k not in os.environ})
     return boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="testing", aws_secret_access_key="testing",
                         region_name="us-east-1")  # fmt: skip
 
@@ -110,7 +110,7 @@ def origin(endpoint: str, tmp_path_factory) -> tuple[Path, list[str]]:
         out = run(repo, "hftlab", "--root", "data/canonical", "data", "synth", "--id", "syn", "--start", day,
                   "--days", "0.002", "--events-per-second", "20")  # fmt: skip
         versions.append(out.stdout.split(" version ")[1].split(":")[0].split(",")[0])
-    s3_client(endpoint, repo.parent).create_bucket(Bucket=BUCKET)
+    s3_client(endpoint).create_bucket(Bucket=BUCKET)
     run(repo, "dvc", "add", "-q", "data/canonical")
     run(repo, "dvc", "remote", "add", "-d", "team", f"s3://{BUCKET}/{PREFIX}")
     run(repo, "dvc", "remote", "modify", "team", "endpointurl", endpoint)
@@ -132,7 +132,7 @@ def test_push_puts_every_cache_object_in_the_bucket_and_a_fresh_clone_pulls_the_
     repo, versions = origin
     cache = repo / ".dvc" / "cache" / "files" / "md5"
     local = sorted(p.relative_to(cache).as_posix() for p in cache.rglob("*") if p.is_file())
-    listed = s3_client(endpoint, repo.parent).list_objects_v2(Bucket=BUCKET, Prefix=f"{PREFIX}/files/md5/")
+    listed = s3_client(endpoint).list_objects_v2(Bucket=BUCKET, Prefix=f"{PREFIX}/files/md5/")
     remote = sorted(o["Key"].removeprefix(f"{PREFIX}/files/md5/") for o in listed["Contents"])
     assert local == remote and len(remote) >= 8  # 2 versions x (manifest + 3 feeds) + the directory listing
     b = clone(repo, "b")
@@ -167,7 +167,7 @@ def test_an_object_changed_in_the_bucket_is_refused_on_pull(origin, endpoint, tm
     data = manifest.read_bytes()
     oid = hashlib.md5(data).hexdigest()
     key = f"{PREFIX}/files/md5/{oid[:2]}/{oid[2:]}"
-    client = s3_client(endpoint, repo.parent)
+    client = s3_client(endpoint)
     client.put_object(Bucket=BUCKET, Key=key, Body=bytes([data[0] ^ 1]) + data[1:])
     try:
         d = clone(repo, "d")

@@ -11,16 +11,16 @@ import itertools
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
-from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from hftlab.feed import DatasetRef, FeedData
+from hftlab.metrics.display import decimals
 from hftlab.runtime import records as R
 from hftlab.runtime.runner import RunOutput, contract_of
-from hftlab.runtime.state import on_lot
+from hftlab.runtime.state import on_lot_value
 from hftlab.storage import Catalog, FeedFrame, IngestResult, Instrument
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -139,13 +139,13 @@ def assert_accounting(out: RunOutput) -> None:
         dcash.append(s * value - fee if inverse else -s * value - fee)
     assert fee_list == fills["fee"].tolist(), "fee column differs from rate x value"
     # The stored position is the running signed fill sum snapped to the lot grid (state.on_lot).
-    contract, snap = contract_of(venue), getattr(on_lot, "py_func", on_lot)
-    pos = [float(snap(contract, p)) for p in itertools.accumulate(dpos)]
+    contract = contract_of(venue)
+    pos = [on_lot_value(contract, p) for p in itertools.accumulate(dpos)]
     cash = list(itertools.accumulate(dcash))
     fees = list(itertools.accumulate(fee_list))
     assert pos == fills["position"].tolist(), "fills.position is not the running signed fill sum, on lot"
     # ... which reads as a decimal of the lot's digits (0.19, not -0.19000000000000003; 0.0, not -3.5e-18)
-    digits = max(0, -Decimal(repr(venue.lot_size)).as_tuple().exponent)  # type: ignore[operator]
+    digits = decimals(venue.lot_size)
     for p in [*pos, *state["position"].tolist(), out.account["position"]]:
         assert p == float(f"{p:.{digits}f}") and (p != 0.0 or math.copysign(1.0, p) > 0), f"position {p!r} off lot"
 

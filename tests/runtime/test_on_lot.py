@@ -7,10 +7,10 @@ import math
 import pytest
 
 from hftlab.runtime.runner import contract_of
-from hftlab.runtime.state import on_lot
+from hftlab.runtime.state import on_lot_value
 from hftlab.venue.config import VenueConfig
 
-snap = getattr(on_lot, "py_func", on_lot)
+snap = on_lot_value
 
 
 def _contract(lot: float):
@@ -38,4 +38,4 @@ def test_on_lot_keeps_the_float_sum_of_a_plain_loop_apart():
     drifted = sum([0.1] * 3)
     assert drifted != 0.3
     assert snap(_contract(0.1), drifted) == 0.3
-    assert repr(float(snap(_contract(0.001), -0.19000000000000003))) == "-0.19"
+    assert repr(snap(_contract(0.001), -0.19000000000000003)) == "-0.19"

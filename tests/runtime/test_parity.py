@@ -12,7 +12,7 @@ import pytest
 from hftlab.feed import DatasetRef, FeedData
 from hftlab.runtime.config import RuntimeConfig
 from hftlab.runtime.runner import contract_of, run_backtest
-from hftlab.runtime.state import on_lot
+from hftlab.runtime.state import on_lot_value
 from hftlab.runtime.strategy import load_strategy
 from hftlab.venue.config import VenueConfig
 from hftlab.venue.reference import run_reference_grid
@@ -53,7 +53,7 @@ def _assert_parity(fed: FeedData, values: dict[str, Any], min_fills: int, depth:
     assert diff.size == 0, f"first differing fill #{diff[0]}: runtime {ours[diff[0]]} vs reference {theirs[diff[0]]}"
     assert out.tables["risk"].size == 0 and out.tables["throttles"].size == 0  # permissive: nothing refused
     # hftbacktest's position is a float sum (-0.19000000000000003); ours is stored on the lot grid (-0.19).
-    assert out.account["position"] == float(getattr(on_lot, "py_func", on_lot)(contract_of(out.venue), ref["position"]))
+    assert out.account["position"] == on_lot_value(contract_of(out.venue), ref["position"])
     assert out.account["mid"] == ref["mid"]
     ref_equity = ref["balance"] - ref["fee"] + ref["position"] * ref["mid"]
     assert out.account["equity"] == pytest.approx(ref_equity, rel=1e-9, abs=0.0)

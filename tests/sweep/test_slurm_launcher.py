@@ -122,3 +122,21 @@ def test_a_job_slurm_ends_without_a_result_is_recorded_failed_and_the_others_com
     assert bad["error"].startswith(f"SLURM job {job}_1 ended without a result (SLURM state UNKNOWN")
     assert f"{job}_1_0_log.err" in bad["error"]
     assert sorted(r["status"] for r in runs) == ["done", "done", "failed"]
+
+
+@pytest.mark.parametrize(
+    ("stderr", "expected"),
+    [("slurm_load_jobs error: Invalid job id specified", set()), ("slurm_load_jobs error: Socket timed out", None)],
+)
+def test_squeue_errors_read_as_gone_or_as_still_queued(tmp_path: Path, monkeypatch, stderr: str, expected):
+    """The launcher's reading of a failing squeue, without a cluster (a stand-in ``squeue`` that fails as
+    SLURM's does): "Invalid job id" means every asked job has left the queue; any other failure (the
+    controller restarting) takes every job as still queued, so none is recorded failed for it."""
+    from hftlab.sweep.slurm_launcher import _in_queue
+
+    fake = tmp_path / "squeue"
+    fake.write_text(f"#!/bin/sh\necho '{stderr}' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    ids = ["7_0", "7_1"]
+    assert _in_queue(ids) == (set(ids) if expected is None else expected)

@@ -8,8 +8,8 @@ from decimal import Decimal
 from typing import Any
 
 _PERCENT = {"return", "maker_share", "fill_ratio", "quoting_uptime"}
-#: Metrics that are whole multiples of the lot: shown with the lot's decimals (a flat position summed
-#: from fills in binary floating point reads -3.5e-18, shown 0.000).
+#: Metrics that are whole multiples of the lot: shown with the lot's decimals (positions are stored on the
+#: lot grid; volume, a float sum of fill quantities, is not: 10.740000000000002 is shown 10.740).
 LOT_MULTIPLES = {"final_position", "volume", "inventory_max_abs"}
 
 

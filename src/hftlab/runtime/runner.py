@@ -37,7 +37,7 @@ from hftlab.runtime.lifecycle import new_orders, rows_per_step
 from hftlab.runtime.loop import DONE, NEED_ROOM, OUTPUT_ERROR, PROGRESS, Loop, LoopSettings, run_loop
 from hftlab.runtime.record_files import ROW_GROUP, RecordWriter, load_converters
 from hftlab.runtime.risk import RiskLimits
-from hftlab.runtime.state import FEE_MODELS, Contract, new_account, new_market, on_lot
+from hftlab.runtime.state import FEE_MODELS, Contract, new_account, new_market, on_lot_value
 from hftlab.runtime.strategy import Strategy, compiled_evaluate, evaluate_signature
 from hftlab.venue import abi
 from hftlab.venue.config import VenueConfig
@@ -298,7 +298,7 @@ def _account(lp: Loop, venue_position: float) -> dict[str, Any]:
     """The final account (derived from the fills) and hftbacktest's own position, for comparison."""
     acct = lp.account[0]
     values: dict[str, Any] = {name: float(acct[name]) for name in ("position", "cash", "fees", "equity", "mid")}
-    values["position"] = float(getattr(on_lot, "py_func", on_lot)(lp.contract, values["position"]))  # stored: on lot
+    values["position"] = on_lot_value(lp.contract, values["position"])  # as stored: on the lot grid
     return {**values, "killed": bool(acct["killed"]), "venue_position": float(venue_position)}
 
 

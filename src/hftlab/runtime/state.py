@@ -128,6 +128,11 @@ def on_lot(contract, qty):
     return np.rint(qty / contract.lot_size) * contract.lot_num / contract.lot_den + 0.0  # + 0.0: no -0.0
 
 
+def on_lot_value(contract: Contract, qty: float) -> float:
+    """:func:`on_lot` called from Python (the final account, tests): the same code, not compiled."""
+    return float(getattr(on_lot, "py_func", on_lot)(contract, qty))
+
+
 @engine_jit(forceinline=True)
 def mark_equity(account, contract, mid):
     """Update the last valid mid and the equity (cash + position marked at mid)."""

@@ -99,10 +99,7 @@ class SlurmLauncher(SubmititSlurmLauncher):
         from hftlab.sweep.project import experiment_dir
 
         assert self.config is not None
-        try:
-            state = job.state  # from sacct: UNKNOWN without an accounting database
-        except Exception:
-            state = "UNKNOWN"
+        state = job.state  # sacct's word; submitit says UNKNOWN where sacct fails (no accounting database)
         message = (
             f"SLURM job {job.job_id} ended without a result (SLURM state {state}: a time limit, out of memory, "
             f"a node failure, scancel, or a killed process); its log: {job.paths.stderr}{_tail(job.paths.stderr)}"
