@@ -57,7 +57,8 @@ spawn_ns, interval, warmup, grid = int(spawn_ns), int(interval), int(warmup), js
 from hftlab.feed import DatasetRef
 from hftlab.runtime.config import RuntimeConfig
 from hftlab.runtime.progress import RunProgress
-from hftlab.runtime.runner import run_backtest
+from hftlab.runtime.runner import contract_of, run_backtest
+from hftlab.runtime.state import on_lot_value
 from hftlab.runtime.strategy import load_strategy
 from hftlab.storage import Catalog
 from hftlab.venue.config import VenueConfig
@@ -83,7 +84,9 @@ def run(feed):
                            progress=progress)
         return len(out.tables["fills"]), out.account["position"]
     ref = run_reference_grid(feed, VenueConfig(), params, interval)
-    return len(ref["fills"]), ref["position"]
+    # hftbacktest's position is a float sum; the runtime stores it on the lot grid: compare like with like
+    contract = contract_of(VenueConfig().resolve(feed.dataset.manifest.instrument))
+    return len(ref["fills"]), on_lot_value(contract, ref["position"])
 
 
 t_tiny = time.time_ns()
