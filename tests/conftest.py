@@ -7,7 +7,6 @@ import hashlib
 import json
 import os
 import shutil
-import socket
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -17,6 +16,9 @@ import pytest
 from hftlab.files import canonical_json
 from hftlab.storage import Catalog, Instrument
 from hftlab.storage.manifest import MANIFEST_NAME, SEAL
+from tests.cluster import free_port
+
+__all__ = ["free_port"]
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
@@ -82,10 +84,3 @@ def btc_sample(tmp_path_factory) -> tuple[Catalog, Path]:
     apply_local_ts_correction(result, "auto")
     catalog.promote(result, "btc")
     return catalog, path
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])

@@ -1,9 +1,6 @@
 """A DVC remote on S3, for real: ``dvc-s3`` against a local S3-compatible server on 127.0.0.1.
 
-The server is moto's (``python -m moto.server``, from the package registry): one process, no container
-engine, no account, started here and stopped by its PID. MinIO would be closer to a production store, but
-it is a binary outside the package registries this project installs from. moto implements S3's REST API
-(buckets, multipart upload, ETags, listing), which is what DVC's s3fs/aiobotocore speak.
+The server is moto's, started and stopped by :func:`tests.s3_server.moto_s3` (why moto: there).
 
 A git + DVC repository in a temporary directory holds two versions of one synthetic dataset under
 ``data/canonical`` (``dvc add``). With the remote's ``verify`` on, as the README advises, each pulled
@@ -15,16 +12,14 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import free_port
+from tests.s3_server import aws_env, moto_s3, s3_client
 
 pytestmark = pytest.mark.slow
 BIN = Path(sys.executable).parent
@@ -35,57 +30,17 @@ PREFIX = "hftlab"
 @pytest.fixture(scope="module")
 def endpoint(tmp_path_factory) -> Iterator[str]:
     """moto's S3 server on a free loopback port, for this module; stopped (by its PID) at the end."""
-    port = free_port()
-    log = tmp_path_factory.mktemp("moto") / "server.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-            stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **_aws_env(tmp_path_factory.mktemp("aws"))},
-        )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError(f"moto's server did not start: {log.read_text()}") from None
-                time.sleep(0.2)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def _aws_env(home: Path) -> dict[str, str]:
-    """Test credentials, and no user's AWS config or proxy in the way."""
-    return {
-        "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_CONFIG_FILE": str(home / "config"), "AWS_SHARED_CREDENTIALS_FILE": str(home / "credentials"),
-        "NO_PROXY": "127.0.0.1", "no_proxy": "127.0.0.1", "DVC_NO_ANALYTICS": "1",
-    }  # fmt: skip
+    with moto_s3(tmp_path_factory.mktemp("moto")) as url:
+        yield url
 
 
 def run(cwd: Path, *cmd: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, **_aws_env(cwd.parent), "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    env = {**os.environ, **aws_env(cwd.parent), "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
     env.pop("HFTLAB_PROJECT", None)
     out = subprocess.run(list(cmd), cwd=cwd, capture_output=True, text=True, env=env)
     if check and out.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} exited {out.returncode}:\n{out.stdout}\n{out.stderr}")
     return out
-
-
-def s3_client(endpoint: str):
-    """A client of the test server (credentials given here: no user's AWS config is read)."""
-    import boto3
-
-    return boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="testing", aws_secret_access_key="testing",
-                        region_name="us-east-1")  # fmt: skip
 
 
 def files(root: Path) -> dict[str, bytes]:

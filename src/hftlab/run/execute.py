@@ -105,9 +105,8 @@ def execute(prepared: PreparedRun, *, force: bool = False, watched: bool = False
     child process under the run watchdog (:mod:`hftlab.watchdog`): stopped at its limits (``watchdog.*``)
     or on Ctrl-C, which compiled code would otherwise hold off until it returns."""
     target = prepared.run_dir
-    if not force and _cached(prepared):
-        recomputed = refresh_metrics(prepared)
-        return RunResult(prepared.run_id, target, True, target / METRICS_FILE, recomputed)
+    if not force and (found := find_cached(prepared)) is not None:
+        return found
     with writing(target.parent):
         clean_partial(target.parent)
         if prepared.config.runtime.debug and not PYTHON_MODE:
@@ -117,6 +116,16 @@ def execute(prepared: PreparedRun, *, force: bool = False, watched: bool = False
         else:
             _execute_here(prepared)
     return RunResult(prepared.run_id, target, False, target / METRICS_FILE)
+
+
+def find_cached(prepared: PreparedRun) -> RunResult | None:
+    """The run's complete results if the run cache has them (restored from a prune, or copied from another
+    experiment, if that is where they are; metrics recomputed if stale, see :func:`refresh_metrics`);
+    None when the run must execute."""
+    if not _cached(prepared):
+        return None
+    target = prepared.run_dir
+    return RunResult(prepared.run_id, target, True, target / METRICS_FILE, refresh_metrics(prepared))
 
 
 def _cached(prepared: PreparedRun) -> bool:

@@ -81,6 +81,11 @@ def check_complete(run_dir: Path) -> list[str]:
         return ["no such run directory"]
     if run_dir.name.startswith(_TMP_PREFIX):
         return ["a temporary directory (a run being written, or killed while it was)"]
+    return _content_problems(run_dir)
+
+
+def _content_problems(run_dir: Path) -> list[str]:
+    """:func:`check_complete` of a directory, whatever its name."""
     try:
         listed = _listed(json.loads((run_dir / CONTENT_FILE).read_text()))
     except FileNotFoundError:
@@ -168,6 +173,34 @@ def write_run(
         (tmp / WARNINGS_FILE).write_text(pretty_json(list(warnings or [])))
         faults.point("run.write")
         write_content(tmp)  # last: a directory without it was not written to its end
+        return _move_into_place(tmp, target)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def write_received(target: Path, files: Mapping[str, bytes]) -> bool:
+    """Write a run directory received as its files (from a worker without this filesystem) at ``target``:
+    written beside it, accepted only when complete by its own ``content.json`` (every file's size and sha256,
+    nothing unlisted) and named by its run id, then renamed into place atomically. False if a complete
+    ``target`` was there first (kept: the same run id is the same bytes). Raises ``ValueError`` naming
+    what is wrong with what was received."""
+    tmp = new_run_dir(target)
+    try:
+        for rel, data in sorted(files.items()):
+            path = tmp / rel
+            if Path(rel).is_absolute() or ".." in Path(rel).parts:
+                raise ValueError(f"run {target.name}: received a file outside its run directory: {rel!r}")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+        problems = _content_problems(tmp)
+        if problems:
+            raise ValueError(f"run {target.name} as received is not complete: {'; '.join(problems)}")
+        from hftlab.run.definition import run_id
+
+        received_id = run_id(json.loads((tmp / RUN_FILE).read_text()))
+        if received_id != target.name:
+            raise ValueError(f"run {target.name}: the run definition received is run {received_id}")
         return _move_into_place(tmp, target)
     finally:
         if tmp.exists():

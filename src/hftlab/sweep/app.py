@@ -99,22 +99,37 @@ def run_job(cfg: DictConfig) -> RunResult | None:
                 print(f"hftlab: error: {exc}", file=sys.stderr)
                 raise SystemExit(2) from None
             raise  # a bug: the command line shows it once, with its traceback (exit 3)
-        message = f"{type(exc).__name__}: {exc}"
-        m = manifest.set_status(exp_dir, overrides, "failed", error=message)
-        print(f"run FAILED [{' '.join(overrides)}]: {message}", file=sys.stderr)
-        sweep_progress(m)
+        record_failed(exp_dir, overrides, f"{type(exc).__name__}: {exc}")
         return None
-    status = "cached" if result.cached else "done"
     if multirun:
-        m = manifest.set_status(exp_dir, overrides, status, run_id=result.run_id)
-        sweep_progress(m)
-    detail = "cached (complete results exist)" if result.cached else "done"
-    print(f"run {result.run_id}: {detail}: {shown(result.path)}" + (f" [{' '.join(overrides)}]" if multirun else ""))
-    if multirun:
+        record_finished(exp_dir, overrides, result)
         faults.point("sweep.between")
     else:
+        print(f"run {result.run_id}: {_finished(result)}: {shown(result.path)}")
         print(headline(result.metrics_path))
     return result
+
+
+def record_finished(exp_dir: Path, overrides: list[str], result: RunResult) -> None:
+    """A sweep point's run is complete (executed or cached): the manifest says so, and the terminal."""
+    from hftlab.sweep import manifest
+
+    m = manifest.set_status(exp_dir, overrides, "cached" if result.cached else "done", run_id=result.run_id)
+    sweep_progress(m)
+    print(f"run {result.run_id}: {_finished(result)}: {shown(result.path)} [{' '.join(overrides)}]", flush=True)
+
+
+def record_failed(exp_dir: Path, overrides: list[str], message: str) -> None:
+    """A sweep point's run failed (``message``: ``Type: what``): the manifest says so, and stderr."""
+    from hftlab.sweep import manifest
+
+    m = manifest.set_status(exp_dir, overrides, "failed", error=message)
+    print(f"run FAILED [{' '.join(overrides)}]: {message}", file=sys.stderr, flush=True)
+    sweep_progress(m)
+
+
+def _finished(result: RunResult) -> str:
+    return "cached (complete results exist)" if result.cached else "done"
 
 
 #: The metrics a single run prints when it ends (all of them are in its metrics.json).

@@ -1,0 +1,109 @@
+"""Ray workers without a shared filesystem (``hydra/launcher=ray_workers``), for real.
+
+A Ray cluster of two nodes on 127.0.0.1 (``ray start --head`` and a second ``ray start``, one CPU each,
+separate temp folders), each node with its own node directory and event cache, and the remote's
+credentials in its environment; the project's ``data/canonical`` tracked by DVC and pushed to an S3 remote
+(moto's server, :mod:`tests.s3_server`). Workers are never told where the project is: they fetch the
+dataset version from the bucket, and their runs come back to the launching process, which writes
+``results``. Everything started here is stopped by its PID.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.cluster import ray_nodes
+from tests.pipeline.test_s3_remote import run
+from tests.run.test_run_e2e import SYNTH, hftlab, make_project
+from tests.s3_server import aws_env, moto_s3, s3_client
+from tests.sweep.test_sweep_e2e import manifest, run_dirs
+
+pytestmark = pytest.mark.slow
+GRID = ("-m", "experiment_name=four", "strategy.params.half_spread=0.1,0.2", "strategy.params.skew=0.0,0.5")
+WORKERS = "hydra/launcher=ray_workers"
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    """(S3 endpoint, Ray address, the two nodes' directories)."""
+    base = tmp_path_factory.mktemp("rw")
+    nodes = [base / "node0", base / "node1"]
+    with moto_s3(base) as endpoint:
+        env = [{**aws_env(base), "HFTLAB_NODE_DIR": str(n), "HFTLAB_EVENT_CACHE": str(n / "events")} for n in nodes]
+        with ray_nodes(base, env) as address:
+            yield endpoint, address, nodes
+
+
+@pytest.fixture(scope="module")
+def project(cluster, tmp_path_factory) -> Path:
+    """A git + DVC project whose ``data/canonical`` is pushed to the S3 remote ``team``."""
+    endpoint, _, _ = cluster
+    path = make_project(tmp_path_factory.mktemp("rwp") / "p")
+    s3_client(endpoint).create_bucket(Bucket="team")
+    run(path, "git", "init", "-q")
+    run(path, "dvc", "init", "-q")
+    run(path, "dvc", "add", "-q", "data/canonical")
+    run(path, "dvc", "remote", "add", "-d", "team", "s3://team/hftlab")
+    run(path, "dvc", "remote", "modify", "team", "endpointurl", endpoint)
+    run(path, "dvc", "remote", "modify", "team", "verify", "true")
+    run(path, "git", "add", "-A")
+    run(path, "git", "commit", "-qm", "data on the S3 remote")
+    run(path, "dvc", "push", "-q")
+    return path
+
+
+def test_a_sweep_on_two_nodes_without_the_project_gives_the_bytes_of_a_serial_sweep(cluster, project, tmp_path,
+                                                                                    monkeypatch):  # fmt: skip
+    """4 runs executed by Ray workers on both nodes, each node fetching the dataset version from the bucket
+    once; the run directories and summaries written here are byte-identical to a serial sweep's. Run
+    again, the sweep finds every run cached and sends nothing to the cluster."""
+    _, address, nodes = cluster
+    serial = make_project(tmp_path / "serial")
+    hftlab(serial, "run", *GRID)
+    monkeypatch.setenv("RAY_ADDRESS", address)
+    out = hftlab(project, "run", *GRID, WORKERS)
+    log = out.stdout + out.stderr
+    assert "(perform pid=" in log  # the runs executed in Ray worker processes
+    assert "4 runs: 4 executed, 0 cached, 0 failed" in out.stdout
+    assert all(r["status"] == "done" for r in manifest(project, "four")["runs"])
+    assert 4 == len(run_dirs(serial, "four"))
+    assert run_dirs(serial, "four") == run_dirs(project, "four")
+    for name in ("summary.csv", "summary.json", "summary.parquet"):
+        assert (serial / "results" / "four" / name).read_bytes() == (project / "results" / "four" / name).read_bytes()
+    (version,) = [
+        p.name for p in (project / "data" / "canonical" / "synthetic").iterdir() if not p.name.startswith(".")
+    ]
+    for node in nodes:  # both nodes ran runs: each fetched the version into its own storage, and kept nothing else
+        fetched = node / "canonical" / "synthetic" / version
+        assert (fetched / "manifest.json").read_bytes() == (
+            project / "data" / "canonical" / "synthetic" / version / "manifest.json"
+        ).read_bytes()
+        assert [] == list((node / "runs").iterdir())
+        assert [p.name for p in (node / "projects").glob("*/strategies/*")] == ["grid.py"]
+    again = hftlab(project, "run", *GRID, WORKERS)
+    assert "4 runs: 0 executed, 4 cached, 0 failed" in again.stdout
+    assert "(perform pid=" not in again.stdout + again.stderr
+
+
+def test_a_version_not_pushed_fails_its_run_naming_the_push_and_the_others_complete(cluster, project, monkeypatch):
+    """The dataset grows by a day (a second version, committed to DVC's cache but not pushed): its run fails
+    on the worker, recorded in the manifest with what to do; the first version's run completes; exit 1."""
+    _, address, _ = cluster
+    (first,) = [p.name for p in (project / "data" / "canonical" / "synthetic").iterdir() if not p.name.startswith(".")]
+    grown = hftlab(project, "--root", "data/canonical", *SYNTH, "--start", "2024-01-02")
+    second = grown.stdout.split(" version ")[1].split(":")[0].split(",")[0]
+    assert second != first
+    run(project, "dvc", "add", "-q", "data/canonical")
+    monkeypatch.setenv("RAY_ADDRESS", address)
+    out = hftlab(project, "run", "-m", "experiment_name=versions", f"dataset.version={first},{second}", WORKERS,
+                 check=False)  # fmt: skip
+    assert out.returncode == 1, out.stdout + out.stderr
+    rows = {next(o for o in r["overrides"] if o.startswith("dataset.version=")): r
+            for r in manifest(project, "versions")["runs"]}  # fmt: skip
+    assert rows[f"dataset.version={first}"]["status"] in ("done", "cached")
+    failed = rows[f"dataset.version={second}"]
+    assert failed["status"] == "failed"
+    assert f"dataset 'synthetic' version {second}: could not fetch it from DVC remote 'team'" in failed["error"]
+    assert "dvc push data/canonical" in failed["error"]
