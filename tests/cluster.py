@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -27,10 +29,12 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def ray_nodes(temp: Path, nodes: Sequence[Mapping[str, str]], cpus: int = 1) -> Iterator[str]:
+def ray_nodes(nodes: Sequence[Mapping[str, str]], cpus: int = 1) -> Iterator[str]:
     """A head node and ``len(nodes) - 1`` more on 127.0.0.1, ``cpus`` CPUs each, every node with its own
-    temp folder under ``temp`` and its own environment (``os.environ`` updated with its mapping in
+    temp folder (short, in the system's temp directory: Ray's unix sockets live there, at most 107 bytes
+    long; removed at the end) and its own environment (``os.environ`` updated with its mapping in
     ``nodes``: what its worker processes see); the head's address."""
+    temp = Path(tempfile.mkdtemp(prefix="hftlab-ray-"))
     port = free_port()
     procs: list[subprocess.Popen[bytes]] = []
     common = ["--block", "--node-ip-address=127.0.0.1", f"--num-cpus={cpus}", "--disable-usage-stats"]
@@ -39,8 +43,8 @@ def ray_nodes(temp: Path, nodes: Sequence[Mapping[str, str]], cpus: int = 1) -> 
             role = (
                 ["--head", f"--port={port}", "--include-dashboard=false"] if i == 0 else [f"--address=127.0.0.1:{port}"]
             )
-            folder = temp / f"ray{i}"  # short: Ray's unix sockets live in it
-            folder.mkdir(parents=True)
+            folder = temp / f"n{i}"
+            folder.mkdir()
             log = folder / "start.log"
             env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", **extra}
             with log.open("w") as out:
@@ -60,3 +64,4 @@ def ray_nodes(temp: Path, nodes: Sequence[Mapping[str, str]], cpus: int = 1) -> 
             with contextlib.suppress(ProcessLookupError):  # stragglers of its session, if any
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+        shutil.rmtree(temp, ignore_errors=True)

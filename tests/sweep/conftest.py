@@ -8,7 +8,7 @@ from tests.cluster import ray_nodes
 
 
 @pytest.fixture(scope="module")
-def ray_cluster(tmp_path_factory):
+def ray_cluster():
     """A one-node Ray cluster (2 CPUs) for the tests of one module: its address."""
-    with ray_nodes(tmp_path_factory.mktemp("ray"), [{}], cpus=2) as address:
+    with ray_nodes([{}], cpus=2) as address:
         yield address

@@ -32,7 +32,7 @@ def cluster(tmp_path_factory):
     nodes = [base / "node0", base / "node1"]
     with moto_s3(base) as endpoint:
         env = [{**aws_env(base), "HFTLAB_NODE_DIR": str(n), "HFTLAB_EVENT_CACHE": str(n / "events")} for n in nodes]
-        with ray_nodes(base, env) as address:
+        with ray_nodes(env) as address:
             yield endpoint, address, nodes
 
 
