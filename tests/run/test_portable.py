@@ -21,7 +21,7 @@ from hftlab.run.portable import ReturnedRun, land, perform, work_order
 from hftlab.run.results import check_complete
 from hftlab.storage.remote import locate
 from hftlab.sweep.app import compose_runs
-from tests.run.test_run_e2e import digests, make_project
+from tests.run.test_run_e2e import SYNTH, digests, hftlab, make_project
 
 pytestmark = pytest.mark.slow
 
@@ -156,3 +156,17 @@ def test_locate_says_what_to_do_when_no_worker_could_fetch_the_version(tmp_path)
     )  # fmt: skip
     assert (found.remote["url"], found.remote["endpointurl"]) == ("s3://bucket/prefix", "http://127.0.0.1:9")
     assert not {"access_key_id", "secret_access_key"} & set(found.remote) and "hunter2" not in repr(found)
+    grown = hftlab(bare, "--root", "data/canonical", *SYNTH, "--start", "2024-01-02").stdout
+    newer = prepared(bare, f"dataset.version={grown.split(' version ')[1].split(':')[0].split(',')[0]}")
+    with pytest.raises(StorageError, match=r"data/canonical: its committed state \(\w+\.dir\) does not hold dataset"):
+        locate(bare, newer.dataset)  # on disk, but not committed to DVC (`dvc add` / `dvc repro` not run)
+
+
+def test_the_fetch_code_is_not_engine_source():
+    """Editing how workers fetch data must not change every run id: what arrives is verified against the
+    manifest the definition pins (the rest of Canonical Storage's code is engine source)."""
+    from hftlab.run.definition import engine_files
+
+    names = {p.relative_to(p.parents[1]).as_posix() for p in engine_files() if p.parent.name == "storage"}
+    assert "storage/catalog.py" in names and "storage/manifest.py" in names
+    assert "storage/remote.py" not in names

@@ -51,19 +51,28 @@ ENGINE_SOURCES = (
     "run/execute.py",
     "run/results.py",
 )
+#: Files inside ENGINE_SOURCES' folders that are orchestration all the same: fetching a dataset version for
+#: a worker (what arrives is verified against the manifest the definition pins).
+NOT_ENGINE = ("storage/remote.py",)
+
+
+def engine_files() -> list[Path]:
+    """The engine's Python source files (ENGINE_SOURCES but NOT_ENGINE), in path order."""
+    root = Path(__file__).resolve().parents[1]
+    return sorted(
+        p
+        for entry in ENGINE_SOURCES
+        for p in ([root / entry] if entry.endswith(".py") else (root / entry).rglob("*.py"))
+        if p.relative_to(root).as_posix() not in NOT_ENGINE
+    )
 
 
 @cache
 def engine_source_sha256() -> str:
-    """sha256 over the engine's Python sources (ENGINE_SOURCES: relative paths and bytes, in path order)."""
+    """sha256 over :func:`engine_files` (relative paths and bytes)."""
     root = Path(__file__).resolve().parents[1]
-    files = sorted(
-        p
-        for entry in ENGINE_SOURCES
-        for p in ([root / entry] if entry.endswith(".py") else (root / entry).rglob("*.py"))
-    )
     digest = hashlib.sha256()
-    for path in files:
+    for path in engine_files():
         digest.update(path.relative_to(root).as_posix().encode() + b"\0")
         digest.update(path.read_bytes())
     return digest.hexdigest()

@@ -39,7 +39,7 @@ from hftlab.storage.catalog import Catalog, Dataset, check_manifest, check_prese
 
 #: Remote settings a worker does not get (matched as parts of the key): credentials stay where they are.
 SECRET_PARTS = ("secret", "password", "passphrase", "token", "access_key", "account_key", "connection_string",
-                "credential", "keyfile", "auth", "sas")  # fmt: skip
+                "credential", "keyfile", "auth", "sas", "service_account")  # fmt: skip
 _OUT = "out"  #: the tracked output's path inside a fetch's throwaway repository
 
 

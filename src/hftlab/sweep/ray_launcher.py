@@ -82,14 +82,13 @@ class RayWorkersLauncher(Launcher):
             cfg = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
             with open_dict(cfg):
                 cfg.hydra.job.id = cfg.hydra.job.num = initial_job_idx + i
-            shown = list(filter_overrides(overrides))
-            log.info(f"\t#{initial_job_idx + i} : {' '.join(shown)}")
+            log.info(f"\t#{initial_job_idx + i} : {' '.join(filter_overrides(overrides))}")
             submitted = self._submit(cfg, project, datasets, task)
             if isinstance(submitted, JobReturn):
                 returns[i] = submitted
             else:
-                ref, prepared, overrides_, exp_dir = submitted
-                running[ref] = (i, prepared, overrides_, exp_dir)
+                ref, *rest = submitted
+                running[ref] = (i, *rest)
         while running:
             ready, _ = ray.wait(list(running), num_returns=1)
             i, prepared, overrides, exp_dir = running.pop(ready[0])
