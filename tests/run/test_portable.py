@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import pickle
 import stat
 import subprocess
 from pathlib import Path
@@ -66,6 +67,7 @@ def test_a_performed_order_lands_the_bytes_of_a_local_run(pushed, tmp_path):
     there = prepared(project, "strategy.params.grid_num=3", results=tmp_path / "landed")
     order = work_order(there, locate(project, there.dataset))
     assert str(project) not in repr(dataclasses.replace(order, sources={}))  # no path of the launching machine
+    assert pickle.loads(pickle.dumps(order)) == order  # what Ray does to it, with plain classes only
     node = tmp_path / "node"
     returned = perform(order, node)
     assert returned.error is None
@@ -156,6 +158,10 @@ def test_locate_says_what_to_do_when_no_worker_could_fetch_the_version(tmp_path)
     )  # fmt: skip
     assert (found.remote["url"], found.remote["endpointurl"]) == ("s3://bucket/prefix", "http://127.0.0.1:9")
     assert not {"access_key_id", "secret_access_key"} & set(found.remote) and "hunter2" not in repr(found)
+    sh(bare, "dvc", "remote", "add", "mine", "~/dvc-remote")  # DVC reads it as a path object expanded here
+    mine = locate(bare, run.dataset, "mine")
+    assert mine.remote["url"] == "~/dvc-remote" and type(mine.remote["url"]) is str  # each node's own ~
+    assert pickle.loads(pickle.dumps(mine)) == mine
     grown = hftlab(bare, "--root", "data/canonical", *SYNTH, "--start", "2024-01-02").stdout
     newer = prepared(bare, f"dataset.version={grown.split(' version ')[1].split(':')[0].split(',')[0]}")
     with pytest.raises(StorageError, match=r"data/canonical: its committed state \(\w+\.dir\) does not hold dataset"):

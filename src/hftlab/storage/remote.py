@@ -24,11 +24,12 @@ will (the next run fetches again).
 from __future__ import annotations
 
 import contextlib
-import io
 import json
+import logging
 import os
 import shutil
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -100,8 +101,17 @@ def locate(project: Path, dataset: Dataset, remote: str | None = None) -> Remote
     if not name or not settings:
         raise StorageError(f"{project}: no DVC remote {'named ' + repr(name) if name else 'configured'} to fetch "
                            f"{_named(dataset)} from (`dvc remote add -d <name> <url>`; or name one)")  # fmt: skip
-    kept = {k: v for k, v in settings.items() if not any(part in k.lower() for part in SECRET_PARTS)}
+    kept = {k: _plain(v) for k, v in settings.items() if not any(part in k.lower() for part in SECRET_PARTS)}
     return RemoteVersion(dataset.id, dataset.version, output, info.value, inside, name, kept)
+
+
+def _plain(value: Any) -> Any:
+    """A remote setting as plain data a worker can unpickle without DVC's config classes: a path as the
+    project's config writes it (DVC's ``ExpPath`` keeps that as ``def_path``), so ``~`` is each node's
+    home, as a clone's DVC would read it there."""
+    if isinstance(value, str):
+        return str(getattr(value, "def_path", value))
+    return value
 
 
 def _cached_listing(repo: Any, out: Any) -> Path | None:
@@ -136,6 +146,18 @@ def fetch(ref: RemoteVersion, store: Path) -> Dataset:
         os.close(fd)
 
 
+@contextlib.contextmanager
+def _quiet(logger: str) -> Iterator[None]:
+    """Only warnings and errors from ``logger`` while the context lasts."""
+    log = logging.getLogger(logger)
+    level = log.level
+    log.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        log.setLevel(level)
+
+
 def _present(catalog: Catalog, ref: RemoteVersion) -> Dataset:
     dataset = catalog.resolve(ref.dataset_id, ref.version)
     check_manifest(dataset)
@@ -150,7 +172,7 @@ def _fetch_locked(ref: RemoteVersion, store: Path, target: Path) -> None:
     scratch = store / ".staging" / f"fetch-{uuid.uuid4().hex}"
     scratch.mkdir(parents=True)
     try:
-        with contextlib.redirect_stdout(io.StringIO()):  # "Initialized DVC repository." in every worker's log
+        with _quiet("dvc.repo.init"):  # "Initialized DVC repository." in every worker's log otherwise
             repo = Repo.init(str(scratch), no_scm=True)
         with repo.config.edit() as conf:
             conf["core"]["remote"] = ref.remote_name
