@@ -176,3 +176,20 @@ def test_the_fetch_code_is_not_engine_source():
     names = {p.relative_to(p.parents[1]).as_posix() for p in engine_files() if p.parent.name == "storage"}
     assert "storage/catalog.py" in names and "storage/manifest.py" in names
     assert "storage/remote.py" not in names
+
+
+def test_locate_finds_a_version_inside_a_pipeline_stage_output(tmp_path):
+    """As in this repository's own pipeline: ``data/canonical/<id>`` is a stage's output, its hash in
+    ``dvc.lock``; the version's folder is found inside it."""
+    project = make_project(tmp_path / "p")
+    sh(project, "git", "init", "-q")
+    sh(project, "dvc", "init", "-q")
+    (project / "dvc.yaml").write_text(
+        "stages:\n  data:\n    cmd: 'true'\n    outs:\n      - data/canonical/synthetic\n"
+    )
+    sh(project, "dvc", "commit", "-q", "-f")
+    run = prepared(project)
+    sh(project, "dvc", "remote", "add", "-d", "store", str(tmp_path / "remote"))
+    found = locate(project, run.dataset)
+    assert (found.output, found.inside) == ("data/canonical/synthetic", run.dataset.version)
+    assert found.output_md5 in (project / "dvc.lock").read_text()
