@@ -37,7 +37,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.cluster import free_port, ray_nodes  # the tests' local Ray clusters
+from tests.cluster import dvc_push, dvc_track, free_port, ray_nodes  # the tests' local Ray clusters
 
 from sweep import environment, hftlab, make_project, outputs  # benchmarks/sweep.py: the same project set-up
 
@@ -45,14 +45,6 @@ os.environ.setdefault("DVC_NO_ANALYTICS", "1")
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 GRID = ["strategy.params.half_spread=0.1,0.2,0.3,0.4", "strategy.params.skew=0.0,0.5", "strategy.params.grid_num=4,6"]
 SLOTS = 2
-
-
-def dvc_tracked(project: Path, remote: Path, env: dict[str, str]) -> None:
-    """The project's data/canonical tracked by DVC and pushed to a local-folder remote (what ray_workers'
-    nodes fetch from)."""
-    for cmd in (["git", "init", "-q"], ["dvc", "init", "-q"], ["dvc", "add", "-q", "data/canonical"],
-                ["dvc", "remote", "add", "-d", "store", str(remote)], ["dvc", "push", "-q"]):  # fmt: skip
-        subprocess.run(cmd, cwd=project, env=env, check=True, stdout=subprocess.DEVNULL)
 
 
 @contextlib.contextmanager
@@ -96,7 +88,8 @@ def main() -> None:
         sweep("parallel", env, "hydra/launcher=parallel", f"hydra.launcher.n_jobs={SLOTS}")
         with ray_nodes([env, env]) as address:
             sweep("ray", {**env, "RAY_ADDRESS": address}, "hydra/launcher=ray_cluster")
-        dvc_tracked(project, Path(tmp) / "dvc-remote", env)
+        dvc_track(project, env)
+        dvc_push(project, env, "store", str(Path(tmp) / "dvc-remote"))
         node_env = {k: v for k, v in env.items() if k != "HFTLAB_PROJECT"}  # the nodes are not told where it is
         nodes = [{**node_env, "HFTLAB_NODE_DIR": str(Path(tmp) / f"node{i}"),
                   "HFTLAB_EVENT_CACHE": str(Path(tmp) / f"node{i}" / "events")} for i in range(2)]  # fmt: skip

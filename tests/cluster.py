@@ -1,6 +1,7 @@
-"""Local Ray clusters for tests and benchmarks: ``ray start --block`` processes on 127.0.0.1, stopped by PID.
+"""What the cluster tests and benchmarks start: local Ray clusters (``ray start --block`` processes on
+127.0.0.1, stopped by PID), and projects whose data is tracked by DVC and pushed to a remote.
 
-Each node runs in its own session, so stopping it ends exactly the processes it started (``ray stop``
+Each Ray node runs in its own session, so stopping it ends exactly the processes it started (``ray stop``
 would end every Ray cluster on the machine).
 """
 
@@ -65,3 +66,23 @@ def ray_nodes(nodes: Sequence[Mapping[str, str]], cpus: int = 1) -> Iterator[str
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
         shutil.rmtree(temp, ignore_errors=True)
+
+
+def dvc_track(project: Path, env: Mapping[str, str]) -> None:
+    """Make ``project`` a git + DVC repository whose ``data/canonical`` is tracked (``dvc add``)."""
+    for cmd in (["git", "init", "-q"], ["dvc", "init", "-q"], ["dvc", "add", "-q", "data/canonical"]):
+        _run(project, env, cmd)
+
+
+def dvc_push(project: Path, env: Mapping[str, str], name: str, url: str, **options: str) -> None:
+    """Add the default remote ``name`` at ``url`` (with ``options``: ``dvc remote modify``) and push to it."""
+    _run(project, env, ["dvc", "remote", "add", "-d", name, url])
+    for key, value in options.items():
+        _run(project, env, ["dvc", "remote", "modify", name, key, value])
+    _run(project, env, ["dvc", "push", "-q"])
+
+
+def _run(cwd: Path, env: Mapping[str, str], cmd: list[str]) -> None:
+    out = subprocess.run(cmd, cwd=cwd, env={**os.environ, **env}, capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} exited {out.returncode}:\n{out.stdout}\n{out.stderr}")

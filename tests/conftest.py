@@ -16,9 +16,6 @@ import pytest
 from hftlab.files import canonical_json
 from hftlab.storage import Catalog, Instrument
 from hftlab.storage.manifest import MANIFEST_NAME, SEAL
-from tests.cluster import free_port
-
-__all__ = ["free_port"]
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"

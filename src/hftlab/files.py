@@ -19,6 +19,7 @@ import json
 import math
 import os
 import platform
+import shutil
 import sys
 import uuid
 from pathlib import Path
@@ -68,6 +69,26 @@ def atomic_write(path: Path, data: str | bytes) -> None:
 def write_json(path: Path, data: Any) -> None:
     """:func:`pretty_json` of ``data`` written atomically to ``path``."""
     atomic_write(path, pretty_json(data))
+
+
+def remove_dead_temporaries(folder: Path, prefix: str) -> int:
+    """Remove the entries of ``folder`` named ``<prefix>...-<pid>-<tag>`` whose process no longer runs (or
+    that name no process): what killed writers left. How many were removed."""
+    removed = 0
+    if folder.is_dir():
+        for p in folder.iterdir():
+            if not p.name.startswith(prefix):
+                continue
+            parts = p.name.rsplit("-", 2)
+            pid = int(parts[1]) if len(parts) == 3 and parts[1].isdigit() else -1
+            if pid > 0 and pid != os.getpid() and process_alive(pid):
+                continue
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                p.unlink(missing_ok=True)
+            removed += 1
+    return removed
 
 
 def process_alive(pid: int) -> bool:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.run.test_run_e2e import synth_version
 from tests.s3_server import aws_env, moto_s3, s3_client
 
 pytestmark = pytest.mark.slow
@@ -64,7 +65,7 @@ def origin(endpoint: str, tmp_path_factory) -> tuple[Path, list[str]]:
     for day in ("2024-01-01", "2024-01-02"):  # the second day grows the dataset: a second version
         out = run(repo, "hftlab", "--root", "data/canonical", "data", "synth", "--id", "syn", "--start", day,
                   "--days", "0.002", "--events-per-second", "20")  # fmt: skip
-        versions.append(out.stdout.split(" version ")[1].split(":")[0].split(",")[0])
+        versions.append(synth_version(out.stdout))
     s3_client(endpoint).create_bucket(Bucket=BUCKET)
     run(repo, "dvc", "add", "-q", "data/canonical")
     run(repo, "dvc", "remote", "add", "-d", "team", f"s3://{BUCKET}/{PREFIX}")

@@ -24,6 +24,11 @@ HFTLAB = str(Path(sys.executable).with_name("hftlab"))
 SYNTH = ["data", "synth", "--id", "synthetic", "--seed", "4", "--days", "0.01", "--events-per-second", "40"]
 
 
+def synth_version(stdout: str) -> str:
+    """The dataset version ``hftlab data synth`` printed it promoted."""
+    return stdout.split(" version ")[1].split(":")[0].split(",")[0]
+
+
 def hftlab(project: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "DVC_NO_ANALYTICS": "1", "HFTLAB_PROJECT": str(project)}
     out = subprocess.run([HFTLAB, *args], cwd=project, capture_output=True, text=True, env=env)

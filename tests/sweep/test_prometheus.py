@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from hftlab.sweep.prometheus import SweepCollector
-from tests.conftest import free_port
+from tests.cluster import free_port
 from tests.run.test_run_e2e import HFTLAB, hftlab, make_project
 
 

@@ -14,7 +14,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from hftlab.run.schema import SweepConfig
 from hftlab.sweep.prometheus import serve
-from tests.conftest import PROJECT_ROOT, free_port
+from tests.cluster import free_port
+from tests.conftest import PROJECT_ROOT
 from tests.run.test_run_e2e import hftlab
 
 #: Another loopback address (Linux routes all of 127.0.0.0/8 to lo): a server bound to 127.0.0.1 does

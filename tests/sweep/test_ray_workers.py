@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.cluster import ray_nodes
+from tests.cluster import dvc_push, dvc_track, ray_nodes
 from tests.pipeline.test_s3_remote import run
-from tests.run.test_run_e2e import SYNTH, hftlab, make_project
+from tests.run.test_run_e2e import SYNTH, hftlab, make_project, synth_version
 from tests.s3_server import aws_env, moto_s3, s3_client
 from tests.sweep.test_sweep_e2e import manifest, run_dirs
 
@@ -37,21 +37,16 @@ def cluster(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def project(cluster, tmp_path_factory) -> Path:
-    """A git + DVC project whose ``data/canonical`` is pushed to the S3 remote ``team``."""
+def project(cluster, tmp_path_factory) -> tuple[Path, str]:
+    """A git + DVC project whose ``data/canonical`` is pushed to the S3 remote ``team``; its dataset version."""
     endpoint, _, _ = cluster
     path = make_project(tmp_path_factory.mktemp("rwp") / "p")
     s3_client(endpoint).create_bucket(Bucket="team")
-    run(path, "git", "init", "-q")
-    run(path, "dvc", "init", "-q")
-    run(path, "dvc", "add", "-q", "data/canonical")
-    run(path, "dvc", "remote", "add", "-d", "team", "s3://team/hftlab")
-    run(path, "dvc", "remote", "modify", "team", "endpointurl", endpoint)
-    run(path, "dvc", "remote", "modify", "team", "verify", "true")
-    run(path, "git", "add", "-A")
-    run(path, "git", "commit", "-qm", "data on the S3 remote")
-    run(path, "dvc", "push", "-q")
-    return path
+    env = aws_env(path.parent)
+    dvc_track(path, env)
+    dvc_push(path, env, "team", "s3://team/hftlab", endpointurl=endpoint, verify="true")
+    (version,) = [p.name for p in (path / "data" / "canonical" / "synthetic").iterdir() if not p.name.startswith(".")]
+    return path, version
 
 
 def test_a_sweep_on_two_nodes_without_the_project_gives_the_bytes_of_a_serial_sweep(cluster, project, tmp_path,
@@ -60,10 +55,12 @@ def test_a_sweep_on_two_nodes_without_the_project_gives_the_bytes_of_a_serial_sw
     once; the run directories and summaries written here are byte-identical to a serial sweep's. Run
     again, the sweep finds every run cached and sends nothing to the cluster."""
     _, address, nodes = cluster
+    project, version = project
+    grid = (*GRID, f"dataset.version={version}")  # whatever the other test adds to the project
     serial = make_project(tmp_path / "serial")
-    hftlab(serial, "run", *GRID)
+    hftlab(serial, "run", *grid)
     monkeypatch.setenv("RAY_ADDRESS", address)
-    out = hftlab(project, "run", *GRID, WORKERS)
+    out = hftlab(project, "run", *grid, WORKERS)
     log = out.stdout + out.stderr
     assert "(perform pid=" in log  # the runs executed in Ray worker processes
     assert "4 runs: 4 executed, 0 cached, 0 failed" in out.stdout
@@ -72,9 +69,6 @@ def test_a_sweep_on_two_nodes_without_the_project_gives_the_bytes_of_a_serial_sw
     assert run_dirs(serial, "four") == run_dirs(project, "four")
     for name in ("summary.csv", "summary.json", "summary.parquet"):
         assert (serial / "results" / "four" / name).read_bytes() == (project / "results" / "four" / name).read_bytes()
-    (version,) = [
-        p.name for p in (project / "data" / "canonical" / "synthetic").iterdir() if not p.name.startswith(".")
-    ]
     for node in nodes:  # both nodes ran runs: each fetched the version into its own storage, and kept nothing else
         fetched = node / "canonical" / "synthetic" / version
         assert (fetched / "manifest.json").read_bytes() == (
@@ -82,7 +76,7 @@ def test_a_sweep_on_two_nodes_without_the_project_gives_the_bytes_of_a_serial_sw
         ).read_bytes()
         assert [] == list((node / "runs").iterdir())
         assert [p.name for p in (node / "projects").glob("*/strategies/*")] == ["grid.py"]
-    again = hftlab(project, "run", *GRID, WORKERS)
+    again = hftlab(project, "run", *grid, WORKERS)
     assert "4 runs: 0 executed, 4 cached, 0 failed" in again.stdout
     assert "(perform pid=" not in again.stdout + again.stderr
 
@@ -91,9 +85,9 @@ def test_a_version_not_pushed_fails_its_run_naming_the_push_and_the_others_compl
     """The dataset grows by a day (a second version, committed to DVC's cache but not pushed): its run fails
     on the worker, recorded in the manifest with what to do; the first version's run completes; exit 1."""
     _, address, _ = cluster
-    (first,) = [p.name for p in (project / "data" / "canonical" / "synthetic").iterdir() if not p.name.startswith(".")]
+    project, first = project
     grown = hftlab(project, "--root", "data/canonical", *SYNTH, "--start", "2024-01-02")
-    second = grown.stdout.split(" version ")[1].split(":")[0].split(",")[0]
+    second = synth_version(grown.stdout)
     assert second != first
     run(project, "dvc", "add", "-q", "data/canonical")
     monkeypatch.setenv("RAY_ADDRESS", address)

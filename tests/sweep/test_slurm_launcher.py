@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import PROJECT_ROOT, free_port
+from tests.cluster import free_port
+from tests.conftest import PROJECT_ROOT
 from tests.run.test_run_e2e import hftlab, make_project
 from tests.sweep.test_sweep_e2e import manifest, run_dirs
 

@@ -3,7 +3,8 @@
 A run definition holds everything that can change a run's outputs and nothing else: the dataset
 reference resolved to its content version, the strategy (name, source path relative to the project,
 sha256 of its source and of every local module it imports), every configuration value (venue resolved
-with the instrument's values, Risk, Execution Control, runtime, metrics), and the engine versions
+with the instrument's values, Risk, Execution Control, runtime, metrics), the sha256 of any other file it
+reads (``inputs``: an ``interpolated`` latency table), and the engine versions
 (hftlab's version and a hash of its source, hftbacktest, numba, numpy, pyarrow, Python). No wall-clock
 time, hostname or absolute path. The run id is the sha256 of its canonical JSON (first 16 hex digits).
 Non-finite floats (``inf`` limits) are written as the strings ``"inf"``/``"-inf"``.
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from hftlab import __version__
+from hftlab.errors import ConfigError
 from hftlab.files import canonical_json, jsonable
 from hftlab.run.schema import RunConfig
 from hftlab.runtime.strategy import Strategy, local_imports
@@ -104,7 +106,7 @@ def build_definition(
 ) -> dict[str, Any]:
     """The run definition of a validated run config on a resolved dataset (venue resolved too)."""
     m = dataset.manifest
-    return {
+    definition = {
         "format": FORMAT,
         "dataset": {
             "id": m.dataset_id,
@@ -128,6 +130,22 @@ def build_definition(
         ),
         "engine": engine_versions(),
     }
+    files = input_files(venue)
+    if files:  # only where a run reads a file besides its dataset: other runs keep their ids
+        definition["inputs"] = {key: file_sha256(path) for key, path in files.items()}
+    return definition
+
+
+def input_files(venue: VenueConfig) -> dict[str, Path]:
+    """Files a run reads besides its dataset and strategy, by config key: the order-latency table of
+    ``interpolated`` latency (read relative to the working directory). The definition pins their sha256, so
+    an edited file is another run."""
+    if getattr(venue.latency.model, "value", venue.latency.model) != "interpolated":
+        return {}
+    path = Path(venue.latency.path)
+    if not path.is_file():
+        raise ConfigError(f"venue.latency.path: no file {path} (relative to the working directory {Path.cwd()})")
+    return {"venue.latency.path": path}
 
 
 def run_id(definition: dict[str, Any]) -> str:

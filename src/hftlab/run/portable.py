@@ -2,49 +2,66 @@
 
 The launching side prepares the run against its project (:func:`hftlab.run.execute.prepare`: definition,
 run id, run cache) and, for a run that must execute, builds a :class:`WorkOrder` (:func:`work_order`):
-the checked run config, the run id and definition the worker must arrive at, the strategy's source files
-(the files the definition hashes) and where its dataset version is on a DVC remote
-(:class:`~hftlab.storage.remote.RemoteVersion`). Nothing in it is a path of the launching machine.
+the checked run config, the run id and definition the worker must arrive at, the project files the run
+reads besides its dataset (the strategy and the local modules it imports; an ``interpolated`` latency
+table), and where its dataset version is on a DVC remote (:class:`~hftlab.storage.remote.RemoteVersion`).
+The config's folders (``dataset.root``, ``output.results_dir``) go as their defaults: they are this
+machine's, and a worker uses its own.
 
 A worker :func:`perform` s the order in its node directory (:func:`node_dir`):
 
-1. the dataset version is fetched from the remote into the node's Canonical Storage and verified against
+1. it refuses at once when its engine (hftlab's source hash, numba, Python...) is not the order's;
+2. the dataset version is fetched from the remote into the node's Canonical Storage and verified against
    its manifest's hashes, or found there (:func:`hftlab.storage.remote.fetch`); runs read it through the
    node's event cache as any run does;
-2. the strategy files are written into a project folder of the node's, one per set of sources (so a
-   strategy's compiled code is cached across runs, as on the launching machine);
-3. the run is prepared there and refused unless it has the order's run id: other code, another engine or
-   other data on the worker would be another run, and the message names what differs;
-4. it executes under the run watchdog into a temporary results folder, and its files come back as a
-   :class:`ReturnedRun` (the temporary folder is removed).
+3. the project files are written into a project folder of the node's, one per set of files (so a
+   strategy's compiled code is cached across runs, as on the launching machine), and the run is prepared
+   there, in that folder as working directory, and refused unless it has the order's run id (other code
+   or data on the worker would be another run; the message names what differs);
+4. it executes under the run watchdog into a temporary results folder, and the run directory's files
+   come back as a :class:`ReturnedRun`; a failing run comes back as its error.
 
-The launching side :func:`land` s a returned run with :func:`~hftlab.run.results.write_received`: written
-beside its place, accepted only when complete by its own ``content.json`` and named by its run id, renamed
-into place atomically. A failing run comes back as its error (the worker process carries on).
+Every temporary folder of a worker (a fetch, a project being written, a run) is named with its process
+id and removed when that process has died, by the next worker of the node (a run Ray retries after its
+worker died leaves nothing behind for long).
+
+The launching side :func:`land` s a returned run: written beside its place, accepted only when complete
+by its own ``content.json`` (every file's size and sha256) and named by the run id it was sent for, then
+renamed into place atomically.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
+import json
 import os
 import shutil
 import sys
 import traceback
-import uuid
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from hftlab.errors import HftlabError
 from hftlab.files import jsonable
+from hftlab.run.definition import engine_versions, input_files, run_id
 from hftlab.run.execute import PreparedRun, RunResult, execute, prepare
-from hftlab.run.results import METRICS_FILE, write_received
-from hftlab.run.schema import run_config
+from hftlab.run.results import (
+    METRICS_FILE,
+    RUN_FILE,
+    clean_partial,
+    content_problems,
+    move_into_place,
+    new_run_dir,
+)
+from hftlab.run.schema import DatasetConfig, OutputConfig, run_config
 from hftlab.runtime.strategy import local_modules
 from hftlab.storage.remote import RemoteVersion, fetch
 
-#: Environment variable naming a worker's node directory (its Canonical Storage, strategy folders and the
+#: Environment variable naming a worker's node directory (its Canonical Storage, project folders and the
 #: runs it is executing).
 NODE_ENV = "HFTLAB_NODE_DIR"
 STRATEGIES = "strategies"
@@ -64,8 +81,8 @@ class WorkOrder:
 
     run_id: str
     definition: dict[str, Any]  #: the run definition the worker must arrive at
-    config: dict[str, Any]  #: the checked run config, as plain values
-    sources: dict[str, bytes]  #: the strategy folder's files the run uses, by name
+    config: dict[str, Any]  #: the checked run config, as plain values (its folders as their defaults)
+    files: dict[str, bytes]  #: the project files the run reads, by path relative to the project
     dataset: RemoteVersion
 
 
@@ -81,65 +98,99 @@ class ReturnedRun:
 def work_order(prepared: PreparedRun, dataset: RemoteVersion) -> WorkOrder:
     """The order for a worker to execute ``prepared`` (its dataset version found at ``dataset``)."""
     strategy = prepared.strategy.path
-    sources = {p.name: p.read_bytes() for p in [strategy, *local_modules(strategy, strategy.parent)]}
-    config = jsonable(prepared.config)
-    return WorkOrder(prepared.run_id, prepared.definition, config, sources, dataset)
+    files = {f"{STRATEGIES}/{p.name}": p.read_bytes() for p in [strategy, *local_modules(strategy, strategy.parent)]}
+    for key, path in input_files(prepared.venue).items():
+        if path.is_absolute() or ".." in path.parts:
+            raise HftlabError(f"{key}={path}: a worker without this filesystem gets the file only by a path "
+                              "inside the working directory (relative, without '..')")  # fmt: skip
+        files[path.as_posix()] = path.read_bytes()
+    config = dataclasses.replace(
+        prepared.config,
+        dataset=dataclasses.replace(prepared.config.dataset, root=DatasetConfig.root),
+        output=dataclasses.replace(prepared.config.output, results_dir=OutputConfig.results_dir),
+    )
+    return WorkOrder(prepared.run_id, prepared.definition, jsonable(config), files, dataset)
 
 
 def perform(order: WorkOrder, node: Path | None = None) -> ReturnedRun:
     """Execute ``order`` on this machine (see the module); a failing run returns its error, never raises."""
     node = node or node_dir()
-    results = node / "runs" / f"{order.run_id}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    runs = node / "runs"
     try:
-        prepared = _prepare_here(order, node, results)
-        result = execute(prepared, watched=True)
-        files = {p.relative_to(result.path).as_posix(): p.read_bytes() for p in sorted(result.path.rglob("*"))
-                 if p.is_file()}  # fmt: skip
-        return ReturnedRun(order.run_id, files)
+        runs.mkdir(parents=True, exist_ok=True)
+        clean_partial(runs)
+        results = new_run_dir(runs / order.run_id)
+        try:
+            with _prepared_here(order, node, results) as prepared:
+                result = execute(prepared, watched=True)
+            files = {p.relative_to(result.path).as_posix(): p.read_bytes() for p in sorted(result.path.rglob("*"))
+                     if p.is_file()}  # fmt: skip
+            return ReturnedRun(order.run_id, files)
+        finally:
+            shutil.rmtree(results, ignore_errors=True)
     except Exception as exc:
         if not isinstance(exc, HftlabError):  # a bug: its traceback in the worker's log
             traceback.print_exc(file=sys.stderr)
         return ReturnedRun(order.run_id, {}, f"{type(exc).__name__}: {exc}")
-    finally:
-        shutil.rmtree(results, ignore_errors=True)
 
 
-def _prepare_here(order: WorkOrder, node: Path, results: Path) -> PreparedRun:
+@contextlib.contextmanager
+def _prepared_here(order: WorkOrder, node: Path, results: Path) -> Iterator[PreparedRun]:
+    """The order's run prepared in the node's project folder, the working directory while it lasts."""
+    here = engine_versions()
+    if here != order.definition["engine"]:
+        raise HftlabError(f"run {order.run_id}: this worker's engine is not the launching machine's: "
+                          f"{_differences({'engine': order.definition['engine']}, {'engine': here})}; "
+                          "install the same hftlab (the same commit, `./dev setup`) on every node")  # fmt: skip
     dataset = fetch(order.dataset, node / "canonical")
-    project = _project(node, order.sources)
+    project = _project(node, order.files)
     config = run_config(order.config, project / STRATEGIES)
     config = dataclasses.replace(config, dataset=dataclasses.replace(config.dataset, root=str(dataset.path.parents[1])))
-    prepared = prepare(config, project, results_dir=results)
-    if prepared.run_id != order.run_id:
-        raise HftlabError(
-            f"run {order.run_id}: this worker's run definition is another one ({prepared.run_id}): "
-            f"{_differences(order.definition, prepared.definition)}; a worker needs the launching machine's "
-            "hftlab, engine versions and Python"
-        )
-    return prepared
+    cwd = Path.cwd()
+    os.chdir(project)  # where the run reads its input files from, as the launching process does
+    try:
+        prepared = prepare(config, project, results_dir=results)
+        if prepared.run_id != order.run_id:
+            raise HftlabError(f"run {order.run_id}: this worker's run definition is another one ({prepared.run_id}): "
+                              f"{_differences(order.definition, prepared.definition)}")  # fmt: skip
+        yield prepared
+    finally:
+        os.chdir(cwd)
 
 
-def _project(node: Path, sources: dict[str, bytes]) -> Path:
-    """The node's project folder for this set of strategy sources, written once (atomically)."""
+def _project(node: Path, files: Mapping[str, bytes]) -> Path:
+    """The node's project folder holding ``files``, written once (atomically) per set of files."""
     digest = hashlib.sha256()
-    for name in sorted(sources):
-        digest.update(name.encode() + b"\0" + hashlib.sha256(sources[name]).digest())
-    project = node / "projects" / digest.hexdigest()[:16]
-    if not (project / STRATEGIES).is_dir():
-        tmp = project.with_name(f".tmp-{project.name}-{uuid.uuid4().hex[:8]}")
-        (tmp / STRATEGIES).mkdir(parents=True)
-        for name, data in sources.items():
-            if Path(name).name != name:
-                raise HftlabError(f"strategy file {name!r} is not a file name of the strategy folder")
-            (tmp / STRATEGIES / name).write_bytes(data)
-        try:
+    for name in sorted(files):
+        digest.update(name.encode() + b"\0" + hashlib.sha256(files[name]).digest())
+    projects = node / "projects"
+    project = projects / digest.hexdigest()[:16]
+    if (project / STRATEGIES).is_dir():
+        return project
+    projects.mkdir(parents=True, exist_ok=True)
+    clean_partial(projects)
+    tmp = new_run_dir(project)  # a temporary folder beside it, named with this process's id
+    try:
+        for name, data in files.items():
+            path = tmp / _inside(name)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+        with contextlib.suppress(OSError):  # another worker of the node wrote the same files first
             tmp.rename(project)
-        except OSError:  # another worker of the node wrote the same sources first
-            shutil.rmtree(tmp, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     return project
 
 
-def _differences(expected: dict[str, Any], found: dict[str, Any], prefix: str = "") -> str:
+def _inside(name: str) -> Path:
+    """``name`` as a path inside a folder, or an error (a work order names files relative to its project)."""
+    path = Path(name)
+    if path.is_absolute() or ".." in path.parts or not path.parts:
+        raise HftlabError(f"{name!r}: a file of a run must be a relative path inside its folder")
+    return path
+
+
+def _differences(expected: dict[str, Any], found: dict[str, Any]) -> str:
     """The keys whose values differ between two run definitions: ``key: launcher X, worker Y``."""
     out: list[str] = []
 
@@ -150,16 +201,31 @@ def _differences(expected: dict[str, Any], found: dict[str, Any], prefix: str = 
         elif a != b:
             out.append(f"{key}: launcher {a!r}, worker {b!r}")
 
-    walk(expected, found, prefix)
+    walk(expected, found, "")
     return "; ".join(out[:5]) + (f" (and {len(out) - 5} more)" if len(out) > 5 else "") if out else "no key differs"
 
 
 def land(returned: ReturnedRun, prepared: PreparedRun) -> RunResult:
-    """Put a run a worker returned at its place in the launching project's results (see the module)."""
+    """Put a run a worker returned at its place in the launching project's results (see the module):
+    raises :class:`HftlabError` with the worker's error, or saying what is wrong with what came back."""
     if returned.error is not None:
         raise HftlabError(returned.error)
+    target = prepared.run_dir
+    if returned.run_id != prepared.run_id:
+        raise HftlabError(f"run {prepared.run_id}: the worker returned run {returned.run_id}")
+    tmp = new_run_dir(target)
     try:
-        write_received(prepared.run_dir, returned.files)
-    except ValueError as exc:
-        raise HftlabError(str(exc)) from None
-    return RunResult(prepared.run_id, prepared.run_dir, False, prepared.run_dir / METRICS_FILE)
+        for name, data in sorted(returned.files.items()):
+            path = tmp / _inside(name)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+        problems = content_problems(tmp)
+        if problems:
+            raise HftlabError(f"run {target.name} as returned is not complete: {'; '.join(problems)}")
+        received = run_id(json.loads((tmp / RUN_FILE).read_text()))
+        if received != target.name:
+            raise HftlabError(f"run {target.name}: the run definition returned is run {received}")
+        move_into_place(tmp, target)  # False: a complete run of this id was there first (the same bytes)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return RunResult(prepared.run_id, target, False, target / METRICS_FILE)

@@ -41,7 +41,7 @@ import pyarrow.parquet as pq
 
 from hftlab import faults
 from hftlab.errors import StorageError
-from hftlab.files import atomic_write, exchange_paths, pretty_json, process_alive, sha256_file
+from hftlab.files import atomic_write, exchange_paths, pretty_json, remove_dead_temporaries, sha256_file
 from hftlab.metrics import Records
 from hftlab.runtime.record_files import StoredTables, write_table
 
@@ -81,11 +81,11 @@ def check_complete(run_dir: Path) -> list[str]:
         return ["no such run directory"]
     if run_dir.name.startswith(_TMP_PREFIX):
         return ["a temporary directory (a run being written, or killed while it was)"]
-    return _content_problems(run_dir)
+    return content_problems(run_dir)
 
 
-def _content_problems(run_dir: Path) -> list[str]:
-    """:func:`check_complete` of a directory, whatever its name."""
+def content_problems(run_dir: Path) -> list[str]:
+    """:func:`check_complete` of a directory, whatever its name (a run directory being written or received)."""
     try:
         listed = _listed(json.loads((run_dir / CONTENT_FILE).read_text()))
     except FileNotFoundError:
@@ -173,41 +173,13 @@ def write_run(
         (tmp / WARNINGS_FILE).write_text(pretty_json(list(warnings or [])))
         faults.point("run.write")
         write_content(tmp)  # last: a directory without it was not written to its end
-        return _move_into_place(tmp, target)
+        return move_into_place(tmp, target)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def write_received(target: Path, files: Mapping[str, bytes]) -> bool:
-    """Write a run directory received as its files (from a worker without this filesystem) at ``target``:
-    written beside it, accepted only when complete by its own ``content.json`` (every file's size and sha256,
-    nothing unlisted) and named by its run id, then renamed into place atomically. False if a complete
-    ``target`` was there first (kept: the same run id is the same bytes). Raises ``ValueError`` naming
-    what is wrong with what was received."""
-    tmp = new_run_dir(target)
-    try:
-        for rel, data in sorted(files.items()):
-            path = tmp / rel
-            if Path(rel).is_absolute() or ".." in Path(rel).parts:
-                raise ValueError(f"run {target.name}: received a file outside its run directory: {rel!r}")
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(data)
-        problems = _content_problems(tmp)
-        if problems:
-            raise ValueError(f"run {target.name} as received is not complete: {'; '.join(problems)}")
-        from hftlab.run.definition import run_id
-
-        received_id = run_id(json.loads((tmp / RUN_FILE).read_text()))
-        if received_id != target.name:
-            raise ValueError(f"run {target.name}: the run definition received is run {received_id}")
-        return _move_into_place(tmp, target)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _move_into_place(tmp: Path, target: Path) -> bool:
+def move_into_place(tmp: Path, target: Path) -> bool:
     """Rename the written run ``tmp`` to ``target``; an incomplete directory there is replaced atomically
     (it ends up in ``tmp``, which the caller removes). False when a complete ``target`` was there first."""
     try:
@@ -311,18 +283,7 @@ def clean_partial(runs: Path) -> int:
     None of them is ever read as a result; this only reclaims space. A directory of a live process
     (another sweep writing right now) is left alone.
     """
-    removed = 0
-    if runs.is_dir():
-        for p in runs.iterdir():
-            if not (p.is_dir() and p.name.startswith(_TMP_PREFIX)):
-                continue
-            parts = p.name.rsplit("-", 2)
-            pid = int(parts[1]) if len(parts) == 3 and parts[1].isdigit() else -1
-            if pid > 0 and pid != os.getpid() and process_alive(pid):
-                continue
-            shutil.rmtree(p, ignore_errors=True)
-            removed += 1
-    return removed
+    return remove_dead_temporaries(runs, _TMP_PREFIX)
 
 
 def pruned_dir(experiment_dir: Path) -> Path:
@@ -360,7 +321,7 @@ def reuse_elsewhere(run_dir: Path) -> Path | None:
         tmp = new_run_dir(run_dir)
         try:
             shutil.copytree(source, tmp, dirs_exist_ok=True)
-            _move_into_place(tmp, run_dir)  # the caller verifies it (changed while it was copied: executed)
+            move_into_place(tmp, run_dir)  # the caller verifies it (changed while it was copied: executed)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         return source

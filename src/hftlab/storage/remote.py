@@ -4,16 +4,16 @@ The launching side (which has the project: git, ``dvc.lock`` / ``.dvc`` files, `
 the version by :func:`locate`: the DVC output that holds it, that output's committed directory hash, the
 version's path inside it, and the remote's settings. A worker then :func:`fetch` es exactly that
 version into its node's own Canonical Storage (``<node>/canonical/<id>/<version>``) with DVC itself: a
-throwaway DVC repository without git that tracks the output by its hash and ``dvc pull`` s the version's
-path only (a granular pull: the other versions' objects are not downloaded). Before the version is
+throwaway DVC repository without git (its cache and state inside it, all removed afterwards) that tracks
+the output by its hash and ``dvc pull`` s the version's path only (a granular pull: the other versions' objects are not downloaded). Before the version is
 moved into place it is verified as ``hftlab check`` verifies Canonical Storage: its manifest hashes to
 the version, every file has the size and sha256 the manifest records, no file is unlisted. So a worker
 runs on the bytes the run definition pins, or refuses, naming the file; a remote with ``verify = true``
 also makes DVC drop any object whose md5 is not its name.
 
-Credentials never travel with the work: the remote's settings that look secret (keys, tokens,
-passwords, credential files) are left out, and a worker authenticates as it would for ``dvc pull`` on
-its machine (``AWS_*`` variables or an instance role for S3; a ``remote "<name>"`` section of its
+Credentials never travel with the work: the remote's settings that hold one (:data:`SECRET_KEYS`, a
+password inside the URL) or name a credential file of this machine (:data:`LOCAL_PATH_KEYS`) are left out,
+and a worker authenticates as it would for ``dvc pull`` on its machine (``AWS_*`` variables or an instance role for S3; a ``remote "<name>"`` section of its
 global DVC config, which DVC merges into the remote of that name).
 
 A fetched version stays in the node's store: the runs after the first on a node read it (and their
@@ -23,25 +23,32 @@ will (the next run fetches again).
 
 from __future__ import annotations
 
-import contextlib
 import json
-import logging
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from hftlab.errors import StorageError
-from hftlab.files import lock_file
+from hftlab.files import lock_file, remove_dead_temporaries
 from hftlab.storage.catalog import Catalog, Dataset, check_manifest, check_present
 
-#: Remote settings a worker does not get (matched as parts of the key): credentials stay where they are.
-SECRET_PARTS = ("secret", "password", "passphrase", "token", "access_key", "account_key", "connection_string",
-                "credential", "keyfile", "auth", "sas", "service_account")  # fmt: skip
+#: Remote settings a worker does not get: credentials (DVC's keys that hold one), and paths of the launching
+#: machine's credential and certificate files. A password inside the URL is left out too.
+SECRET_KEYS = frozenset({
+    "access_key_id", "secret_access_key", "session_token", "sse_customer_key", "account_key", "connection_string",
+    "sas_token", "client_secret", "gdrive_client_secret", "oss_key_id", "oss_key_secret", "password", "passphrase",
+    "token", "bearer_token_command",
+})  # fmt: skip
+LOCAL_PATH_KEYS = frozenset({
+    "credentialpath", "configpath", "cert_path", "key_path", "keyfile", "kerb_ticket",
+    "gdrive_service_account_json_file_path", "gdrive_user_credentials_file",
+})  # fmt: skip
 _OUT = "out"  #: the tracked output's path inside a fetch's throwaway repository
+_TMP = ".tmp-"  #: prefix of a fetch's folder (named with its process id: removed once that process died)
 
 
 @dataclass(frozen=True)
@@ -54,10 +61,10 @@ class RemoteVersion:
     output_md5: str  #: the output's committed directory hash (``<md5>.dir``)
     inside: str  #: the version's folder relative to the output (``<version>`` or ``<id>/<version>``)
     remote_name: str
-    remote: dict[str, Any]  #: the remote's settings, secrets left out (:data:`SECRET_PARTS`)
+    remote: dict[str, Any]  #: the remote's settings, credentials left out (:data:`SECRET_KEYS`, ...)
 
     def describe(self) -> str:
-        return f"dataset '{self.dataset_id}' version {self.version}"
+        return _named(self.dataset_id, self.version)
 
 
 def locate(project: Path, dataset: Dataset, remote: str | None = None) -> RemoteVersion:
@@ -79,29 +86,34 @@ def locate(project: Path, dataset: Dataset, remote: str | None = None) -> Remote
     except NotDvcRepoError:
         raise StorageError(
             f"{project} is not a DVC repository: a worker without the project's filesystem fetches "
-            f"{_named(dataset)} from a DVC remote (`dvc init`, track data/canonical, `dvc push`)"
+            f"{_named(dataset.id, dataset.version)} from a DVC remote (`dvc init`, track data/canonical, `dvc push`)"
         ) from None
     except DvcException as exc:
         raise StorageError(f"{project}: DVC could not read the project ({exc})") from None  # fmt: skip
     if not outs:
-        raise StorageError(f"{path}: {_named(dataset)} is not tracked by DVC, so no worker can fetch it: track its "
+        raise StorageError(f"{path}: {_named(dataset.id, dataset.version)} is not tracked by DVC, so no worker can fetch it: track its "
                            "folder (`dvc add data/canonical` or a pipeline stage's output), commit, `dvc push`")  # fmt: skip
     out = outs[0]
     output = Path(out.fs_path).relative_to(project).as_posix()
     info = out.hash_info
+    if info and info.name == "md5-dos2unix":
+        raise StorageError(f"{output}: tracked with DVC 2's hash (md5-dos2unix), which a worker's DVC 3 repository "
+                           "does not read: `dvc cache migrate --dvc-files`, commit, `dvc push`")  # fmt: skip
     if not info or not info.value or not info.isdir or info.name != "md5":
-        raise StorageError(f"{output}: the DVC output holding {_named(dataset)} has no committed directory hash "
+        raise StorageError(f"{output}: the DVC output holding {_named(dataset.id, dataset.version)} has no committed directory hash "
                            "(`dvc commit` or `dvc repro`, then `dvc push`)")  # fmt: skip
     inside = path.relative_to(Path(out.fs_path)).as_posix()
     if cache_path is not None and cache_path.is_file():
         listed = json.loads(cache_path.read_text())
         if not any(str(e.get("relpath", "")).startswith(inside + "/") for e in listed):
-            raise StorageError(f"{output}: its committed state ({info.value}) does not hold {_named(dataset)} "
+            raise StorageError(f"{output}: its committed state ({info.value}) does not hold {_named(dataset.id, dataset.version)} "
                                "(`dvc commit` or `dvc repro`, then `dvc push`)")  # fmt: skip
     if not name or not settings:
         raise StorageError(f"{project}: no DVC remote {'named ' + repr(name) if name else 'configured'} to fetch "
-                           f"{_named(dataset)} from (`dvc remote add -d <name> <url>`; or name one)")  # fmt: skip
-    kept = {k: _plain(v) for k, v in settings.items() if not any(part in k.lower() for part in SECRET_PARTS)}
+                           f"{_named(dataset.id, dataset.version)} from (`dvc remote add -d <name> <url>`; or name one)")  # fmt: skip
+    kept = {k: _plain(v) for k, v in settings.items() if k not in SECRET_KEYS | LOCAL_PATH_KEYS}
+    if isinstance(kept.get("url"), str):
+        kept["url"] = _without_password(kept["url"])
     return RemoteVersion(dataset.id, dataset.version, output, info.value, inside, name, kept)
 
 
@@ -122,8 +134,18 @@ def _cached_listing(repo: Any, out: Any) -> Path | None:
     return Path(repo.cache.local.oid_to_path(info.value))
 
 
-def _named(dataset: Dataset) -> str:
-    return f"dataset '{dataset.id}' version {dataset.version}"
+def _named(dataset_id: str, version: str) -> str:
+    return f"dataset '{dataset_id}' version {version}"
+
+
+def _without_password(url: str) -> str:
+    """``url`` without a password in its user part (``scheme://user:secret@host`` -> ``scheme://user@host``)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{parts.username}@{host}" if parts.username else host
+    return urlunsplit(parts._replace(netloc=netloc + (f":{parts.port}" if parts.port else "")))
 
 
 def fetch(ref: RemoteVersion, store: Path) -> Dataset:
@@ -146,18 +168,6 @@ def fetch(ref: RemoteVersion, store: Path) -> Dataset:
         os.close(fd)
 
 
-@contextlib.contextmanager
-def _quiet(logger: str) -> Iterator[None]:
-    """Only warnings and errors from ``logger`` while the context lasts."""
-    log = logging.getLogger(logger)
-    level = log.level
-    log.setLevel(logging.WARNING)
-    try:
-        yield
-    finally:
-        log.setLevel(level)
-
-
 def _present(catalog: Catalog, ref: RemoteVersion) -> Dataset:
     dataset = catalog.resolve(ref.dataset_id, ref.version)
     check_manifest(dataset)
@@ -166,18 +176,23 @@ def _present(catalog: Catalog, ref: RemoteVersion) -> Dataset:
 
 
 def _fetch_locked(ref: RemoteVersion, store: Path, target: Path) -> None:
+    from dvc.config import Config
     from dvc.exceptions import DvcException
     from dvc.repo import Repo
 
-    scratch = store / ".staging" / f"fetch-{uuid.uuid4().hex}"
-    scratch.mkdir(parents=True)
+    staging = store / ".staging"
+    staging.mkdir(parents=True, exist_ok=True)
+    remove_dead_temporaries(staging, _TMP)  # fetches of workers that died
+    scratch = staging / f"{_TMP}fetch-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    scratch.mkdir()
     try:
-        with _quiet("dvc.repo.init"):  # "Initialized DVC repository." in every worker's log otherwise
-            repo = Repo.init(str(scratch), no_scm=True)
-        with repo.config.edit() as conf:
-            conf["core"]["remote"] = ref.remote_name
+        dvc_dir = scratch / ".dvc"
+        dvc_dir.mkdir()
+        config = Config(dvc_dir=str(dvc_dir))  # the node's global DVC config merges in (a remote's credentials)
+        with config.edit("repo") as conf:
+            conf["core"].update(no_scm=True, remote=ref.remote_name, site_cache_dir=str(dvc_dir / "site"))
+            conf["cache"].update(dir=str(dvc_dir / "cache"), type="reflink,copy")  # all of it inside, all removed
             conf["remote"][ref.remote_name] = dict(ref.remote)
-        repo.close()
         (scratch / f"{_OUT}.dvc").write_text(f"outs:\n- md5: {ref.output_md5}\n  hash: md5\n  path: {_OUT}\n")
         try:
             with Repo(str(scratch)) as repo:

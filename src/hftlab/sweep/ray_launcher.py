@@ -16,8 +16,9 @@ This launcher keeps the project on the launching machine instead:
   ``results/<experiment>/runs/<run_id>``, and the manifest records it, as runs finish, in any order.
 
 A run that fails on its worker is recorded ``failed`` with its error; a worker process or node that dies
-is Ray's to retry (``max_retries`` times, on any node: a run is deterministic and writes nothing outside
-its temporary folder, so a retry is safe), then recorded ``failed`` with Ray's error. The cluster is an
+is Ray's to retry (``max_retries`` times, on any node: a run is deterministic and only the launching
+process writes its results, so a retry is safe; what the dead worker left in its node directory is
+removed by the next one), then recorded ``failed`` with Ray's error. The cluster is an
 existing one (``address``, default ``$RAY_ADDRESS``); its nodes need this hftlab installed with the same
 engine versions and Python (a worker arriving at another run id refuses the run, naming the difference),
 and the remote's credentials.
@@ -70,7 +71,9 @@ class RayWorkersLauncher(Launcher):
         assert self.config is not None and self.hydra_context is not None
         setup_globals()
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
-        if not ray.is_initialized():
+        if ray.is_initialized():  # by the caller (Python API): its runtime_env stands
+            log.warning("Ray is already initialized in this process: hydra.launcher.env_vars are not applied")
+        else:
             ray.init(address=self.address, runtime_env={"env_vars": self.env_vars}, log_to_driver=True)
         task = ray.remote(num_cpus=self.num_cpus, max_retries=self.max_retries)(perform)
         log.info(f"Ray workers launcher: {len(job_overrides)} jobs on {self.address}")

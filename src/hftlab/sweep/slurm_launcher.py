@@ -95,7 +95,7 @@ class SlurmLauncher(SubmititSlurmLauncher):
 
     def _ended_without_result(self, job: Any, overrides: list[str]) -> JobReturn:
         """Record the point failed in the manifest (as a failing run is); the job's return is None."""
-        from hftlab.sweep import manifest
+        from hftlab.sweep.app import record_failed
         from hftlab.sweep.project import experiment_dir
 
         assert self.config is not None
@@ -104,8 +104,7 @@ class SlurmLauncher(SubmititSlurmLauncher):
             f"SLURM job {job.job_id} ended without a result (SLURM state {state}: a time limit, out of memory, "
             f"a node failure, scancel, or a killed process); its log: {job.paths.stderr}{_tail(job.paths.stderr)}"
         )
-        manifest.set_status(experiment_dir(self.config), overrides, "failed", error=message)
-        print(f"run FAILED [{' '.join(overrides)}]: {message}", flush=True)
+        record_failed(experiment_dir(self.config), overrides, message)
         return JobReturn(overrides=overrides, status=JobStatus.COMPLETED, _return_value=None)
 
 
