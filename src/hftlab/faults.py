@@ -21,6 +21,7 @@ POINTS = {
     "feed.cache": "the event cache wrote pieces of an entry, not yet its index nor the rename",
     "run.loop": "the Core Runtime loop is running (at a progress return)",
     "run.write": "a run's result files are being written (temporary directory, before the rename)",
+    "worker.fetched": "a cluster worker has the run's dataset version, and has not started the run",
     "sweep.between": "a sweep recorded one run done, the next one not started",
     "sweep.summary": "a sweep is writing its summary files",
 }

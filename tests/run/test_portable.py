@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hftlab.errors import HftlabError, StorageError
+from hftlab.errors import ConfigError, HftlabError, StorageError
 from hftlab.run.execute import execute, prepare
 from hftlab.run.portable import ReturnedRun, land, perform, work_order
 from hftlab.run.results import check_complete
@@ -126,6 +126,8 @@ def test_an_interpolated_latency_table_is_pinned_and_travels_with_the_order(push
     table["resp_ts"] += 1
     np.savez(project / "latency" / "slow.npz", data=table)
     assert prepared(project, *overrides).run_id != here.run_id
+    with pytest.raises(ConfigError, match="^venue.latency.path: no file latency/none.npz"):
+        prepared(project, "venue.latency.model=interpolated", "venue.latency.path=latency/none.npz")
     absolute = prepared(project, "venue.latency.model=interpolated", f"venue.latency.path={project}/latency/slow.npz")
     with pytest.raises(HftlabError, match="gets the file only by a path inside the working directory"):
         order_for(project, absolute)
@@ -173,6 +175,20 @@ def test_a_worker_with_another_engine_refuses_the_run_before_fetching(pushed, tm
     other = dataclasses.replace(order, run_id="0" * 16)  # the same engine, but not the run it names
     assert perform(other, node).error == (
         f"HftlabError: run {'0' * 16}: this worker's run definition is another one ({run_.run_id}): no key differs"
+    )
+
+
+def test_a_version_the_committed_output_does_not_hold_is_refused_by_the_worker(pushed, tmp_path):
+    """The order names a version the tracked output, as committed and pushed, does not hold: DVC pulls
+    nothing, and the worker says so instead of running on nothing."""
+    project, _ = pushed
+    run_ = prepared(project, "strategy.params.grid_num=3")
+    order = order_for(project, run_)
+    missing = dataclasses.replace(order.dataset, inside="synthetic/0000000000000000", version="0000000000000000")
+    returned = perform(dataclasses.replace(order, dataset=missing), tmp_path / "node")
+    assert returned.error == (
+        "StorageError: dataset 'synthetic' version 0000000000000000: not in data/canonical as committed "
+        f"({order.dataset.output_md5}) on remote 'store'"
     )
 
 
@@ -233,6 +249,11 @@ def test_locate_says_what_to_do_when_no_worker_could_fetch_the_version(tmp_path)
     mine = locate(bare, run_.dataset, "mine")
     assert mine.remote["url"] == "~/dvc-remote" and type(mine.remote["url"]) is str  # each node's own ~
     assert pickle.loads(pickle.dumps(mine)) == mine
+    tracked = (bare / "data" / "canonical.dvc").read_text()
+    (bare / "data" / "canonical.dvc").write_text(tracked.replace("  hash: md5\n", ""))  # as DVC 2 wrote it
+    with pytest.raises(StorageError, match=r"^data/canonical: tracked with DVC 2's hash \(md5-dos2unix\)"):
+        locate(bare, run_.dataset)
+    (bare / "data" / "canonical.dvc").write_text(tracked)
     grown = hftlab(bare, "--root", "data/canonical", *SYNTH, "--start", "2024-01-02").stdout
     newer = prepared(bare, f"dataset.version={synth_version(grown)}")
     with pytest.raises(StorageError, match=r"data/canonical: its committed state \(\w+\.dir\) does not hold dataset"):
@@ -245,11 +266,16 @@ def test_locate_finds_a_version_inside_a_pipeline_stage_output(tmp_path):
     project = make_project(tmp_path / "p")
     run(project, "git", "init", "-q")
     run(project, "dvc", "init", "-q")
-    (project / "dvc.yaml").write_text(
-        "stages:\n  data:\n    cmd: 'true'\n    outs:\n      - data/canonical/synthetic\n"
-    )
-    run(project, "dvc", "commit", "-q", "-f")
     run_ = prepared(project)
+    stage = "stages:\n  data:\n    cmd: 'true'\n    outs:\n      - data/canonical/synthetic\n"
+    (project / "dvc.yaml").write_text(stage.replace("      - data", "      [data"))  # not YAML DVC reads
+    with pytest.raises(StorageError, match=r": DVC could not read the project \("):
+        locate(project, run_.dataset)
+    (project / "dvc.yaml").write_text(stage)
+    with pytest.raises(StorageError, match="^data/canonical/synthetic: the DVC output holding dataset 'synthetic' "
+                       f"version {run_.dataset.version} has no committed directory hash"):  # fmt: skip
+        locate(project, run_.dataset)  # the stage never ran: no dvc.lock
+    run(project, "dvc", "commit", "-q", "-f")
     run(project, "dvc", "remote", "add", "-d", "store", str(tmp_path / "remote"))
     found = locate(project, run_.dataset)
     assert (found.output, found.inside) == ("data/canonical/synthetic", run_.dataset.version)

@@ -101,3 +101,26 @@ def test_a_version_not_pushed_fails_its_run_naming_the_push_and_the_others_compl
     assert failed["status"] == "failed"
     assert f"dataset 'synthetic' version {second}: could not fetch it from DVC remote 'team'" in failed["error"]
     assert "dvc push data/canonical" in failed["error"]
+
+
+def test_a_worker_that_dies_is_retried_then_its_run_is_recorded_failed(cluster, project, monkeypatch):
+    """Every worker process that takes the run is killed (SIGKILL, fault point ``worker.fetched``), its
+    retry too (``max_retries=1``): the run is recorded failed with Ray's error and the sweep exits 1. The
+    killed workers' temporary run folders stay until the next runs on those nodes remove them (a retry on
+    the same node removes the first attempt's, so one or two are left; how many is Ray's placement)."""
+    _, address, nodes = cluster
+    project, version = project
+    monkeypatch.setenv("RAY_ADDRESS", address)
+    point = ("-m", "experiment_name=dies", f"dataset.version={version}", "strategy.params.grid_num=9")
+    out = hftlab(project, "run", *point, WORKERS, "hydra.launcher.max_retries=1",
+                 "+hydra.launcher.env_vars.HFTLAB_FAULT=worker.fetched", check=False)  # fmt: skip
+    assert out.returncode == 1, out.stdout + out.stderr
+    (row,) = manifest(project, "dies")["runs"]
+    assert row["status"] == "failed"
+    assert row["error"].startswith("WorkerCrashedError: The worker died unexpectedly while executing this task")
+    left = [p.name for n in nodes if (n / "runs").is_dir() for p in (n / "runs").iterdir()]
+    assert left and all(name.startswith(".tmp-") for name in left), left  # .tmp-<run id>-<pid>-<tag>
+    again = hftlab(project, "run", "-m", "experiment_name=lives", f"dataset.version={version}",
+                   "strategy.params.grid_num=8,10", WORKERS)  # fmt: skip
+    assert "2 runs: 2 executed" in again.stdout
+    assert [] == [p for n in nodes if (n / "runs").is_dir() for p in (n / "runs").iterdir()]

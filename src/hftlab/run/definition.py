@@ -27,7 +27,7 @@ from hftlab.runtime.strategy import Strategy, local_imports
 from hftlab.storage.catalog import Dataset
 from hftlab.storage.manifest import file_sha256
 from hftlab.times import to_ns
-from hftlab.venue.config import VenueConfig
+from hftlab.venue.config import LatencyModel, VenueConfig
 
 FORMAT = "hftlab.run/1"
 RUN_ID_LENGTH = 16
@@ -140,7 +140,7 @@ def input_files(venue: VenueConfig) -> dict[str, Path]:
     """Files a run reads besides its dataset and strategy, by config key: the order-latency table of
     ``interpolated`` latency (read relative to the working directory). The definition pins their sha256, so
     an edited file is another run."""
-    if getattr(venue.latency.model, "value", venue.latency.model) != "interpolated":
+    if venue.latency.model != LatencyModel.interpolated:
         return {}
     path = Path(venue.latency.path)
     if not path.is_file():

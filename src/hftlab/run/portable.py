@@ -45,6 +45,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hftlab import faults
 from hftlab.errors import HftlabError
 from hftlab.files import jsonable
 from hftlab.run.definition import engine_versions, input_files, run_id
@@ -143,6 +144,7 @@ def _prepared_here(order: WorkOrder, node: Path, results: Path) -> Iterator[Prep
                           f"{_differences({'engine': order.definition['engine']}, {'engine': here})}; "
                           "install the same hftlab (the same commit, `./dev setup`) on every node")  # fmt: skip
     dataset = fetch(order.dataset, node / "canonical")
+    faults.point("worker.fetched")
     project = _project(node, order.files)
     config = run_config(order.config, project / STRATEGIES)
     config = dataclasses.replace(config, dataset=dataclasses.replace(config.dataset, root=str(dataset.path.parents[1])))
@@ -171,10 +173,7 @@ def _project(node: Path, files: Mapping[str, bytes]) -> Path:
     clean_partial(projects)
     tmp = new_run_dir(project)  # a temporary folder beside it, named with this process's id
     try:
-        for name, data in files.items():
-            path = tmp / _inside(name)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(data)
+        _write_files(tmp, files)
         with contextlib.suppress(OSError):  # another worker of the node wrote the same files first
             tmp.rename(project)
     finally:
@@ -182,12 +181,14 @@ def _project(node: Path, files: Mapping[str, bytes]) -> Path:
     return project
 
 
-def _inside(name: str) -> Path:
-    """``name`` as a path inside a folder, or an error (a work order names files relative to its project)."""
-    path = Path(name)
-    if path.is_absolute() or ".." in path.parts or not path.parts:
-        raise HftlabError(f"{name!r}: a file of a run must be a relative path inside its folder")
-    return path
+def _write_files(folder: Path, files: Mapping[str, bytes]) -> None:
+    """Write ``files`` (relative paths) under ``folder``; a path that would leave it is an error."""
+    for name, data in sorted(files.items()):
+        path = Path(name)
+        if path.is_absolute() or ".." in path.parts or not path.parts:
+            raise HftlabError(f"{name!r}: a file of a run must be a relative path inside its folder")
+        (folder / path).parent.mkdir(parents=True, exist_ok=True)
+        (folder / path).write_bytes(data)
 
 
 def _differences(expected: dict[str, Any], found: dict[str, Any]) -> str:
@@ -215,10 +216,7 @@ def land(returned: ReturnedRun, prepared: PreparedRun) -> RunResult:
         raise HftlabError(f"run {prepared.run_id}: the worker returned run {returned.run_id}")
     tmp = new_run_dir(target)
     try:
-        for name, data in sorted(returned.files.items()):
-            path = tmp / _inside(name)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(data)
+        _write_files(tmp, returned.files)
         problems = content_problems(tmp)
         if problems:
             raise HftlabError(f"run {target.name} as returned is not complete: {'; '.join(problems)}")

@@ -103,6 +103,7 @@ class RayWorkersLauncher(Launcher):
     ) -> JobReturn | tuple[Any, Any, list[str], Path]:
         """Prepare one job here: its JobReturn when it is cached or cannot run, else its Ray task (with the
         prepared run, the job's overrides and its experiment folder)."""
+        from hftlab.errors import StorageError
         from hftlab.run.execute import find_cached, prepare
         from hftlab.run.portable import work_order
         from hftlab.run.schema import run_config
@@ -121,8 +122,13 @@ class RayWorkersLauncher(Launcher):
                 record_finished(exp_dir, overrides, found)
                 return JobReturn(overrides=overrides, status=JobStatus.COMPLETED, _return_value=found)
             where = prepared.dataset.path
-            if where not in datasets:
-                datasets[where] = locate(project, prepared.dataset, self.remote)
+            if where not in datasets:  # once per dataset version and sweep, its error too
+                try:
+                    datasets[where] = locate(project, prepared.dataset, self.remote)
+                except StorageError as exc:
+                    datasets[where] = exc
+            if isinstance(datasets[where], StorageError):
+                raise datasets[where]
             ref = task.remote(work_order(prepared, datasets[where]))
         except Exception as exc:
             record_failed(exp_dir, overrides, f"{type(exc).__name__}: {exc}")
@@ -134,17 +140,14 @@ def _collect(ref: Any, prepared: Any, overrides: list[str], exp_dir: Path) -> Jo
     """One finished Ray task: its run landed in the project's results and recorded, or its failure."""
     import ray
 
+    from hftlab.errors import HftlabError
     from hftlab.run.portable import land
     from hftlab.sweep.app import record_failed, record_finished
 
     try:
-        returned = ray.get(ref)
-        if returned.error is not None:
-            record_failed(exp_dir, overrides, returned.error)
-            return JobReturn(overrides=overrides, status=JobStatus.COMPLETED, _return_value=None)
-        result = land(returned, prepared)
-    except Exception as exc:  # Ray's (a worker or node died, retries spent) or a returned run refused here
-        record_failed(exp_dir, overrides, f"{type(exc).__name__}: {exc}")
+        result = land(ray.get(ref), prepared)
+    except Exception as exc:  # the run's own error, one refused here, or Ray's (a worker died, retries spent)
+        record_failed(exp_dir, overrides, str(exc) if isinstance(exc, HftlabError) else f"{type(exc).__name__}: {exc}")
         return JobReturn(overrides=overrides, status=JobStatus.COMPLETED, _return_value=None)
     record_finished(exp_dir, overrides, result)
     return JobReturn(overrides=overrides, status=JobStatus.COMPLETED, _return_value=result)
